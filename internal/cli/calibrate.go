@@ -272,4 +272,3 @@ func (p *progress) Finish() {
 		p.bar.Finish()
 	}
 }
-
