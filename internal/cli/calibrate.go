@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"io"
 	"sort"
 	"text/tabwriter"
@@ -64,7 +65,7 @@ The config file may set a method per tensor:
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.data, "data", "", "calibration inputs: .npy [N,C,H,W] (float32 preprocessed, or uint8 raw) or .npz keyed by input name")
+	f.StringVar(&o.data, "data", "", "calibration inputs: .npy [N,C,H,W] (float32 preprocessed, or uint8 raw), .npz keyed by input name, or a folder of PNG/JPEG images (see the config's preprocess block)")
 	f.StringVarP(&o.output, "output", "o", "", "calibration table to write (JSON)")
 	f.StringVar(&o.method, "method", "minmax", "range method: minmax, ema, percentile, entropy or mse")
 	f.Float64Var(&o.percentile, "percentile", 0, "percentile method: the percentile p in (50, 100] (default 99.99)")
@@ -176,7 +177,7 @@ func runCalibrate(o *calibrateOptions) error {
 	if err != nil {
 		return err
 	}
-	data, err := dataset.Open(m, o.data)
+	data, err := openData(m, o.data, o.global)
 	if err != nil {
 		return err
 	}
@@ -208,6 +209,20 @@ func runCalibrate(o *calibrateOptions) error {
 	}
 	printTable(o.streams.Out, m, table)
 	return nil
+}
+
+// openData opens an .npy or .npz file, or a folder of images preprocessed as the config's
+// preprocess block says.
+func openData(m *graph.Model, path string, g *globalOptions) (calib.Source, error) {
+	st, err := os.Stat(path)
+	if err == nil && st.IsDir() {
+		var opt dataset.ImageOptions
+		if err := g.viper.UnmarshalKey("preprocess", &opt); err != nil {
+			return nil, usageError("config %s: preprocess: %v", g.config, err)
+		}
+		return dataset.OpenImages(m, path, opt)
+	}
+	return dataset.Open(m, path)
 }
 
 func printTable(w io.Writer, m *graph.Model, t *calib.Table) {
