@@ -1,0 +1,331 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+)
+
+// Conv is a quantized 2-D convolution with prepacked weights, ready to run
+// on uint8 NHWC activations. A Conv is immutable after NewConv, so several
+// goroutines may call Run on it at the same time.
+type Conv struct {
+	shape ConvShape
+	path  kernelPath
+	// depthwise selects the per-channel kernels instead of the GEMM kernels.
+	depthwise bool
+
+	// images is the number of input images indexed separately and pixels
+	// the output pixels per image. A pointwise conv treats the whole batch
+	// as one image.
+	images, pixels int
+	// imageBytes is the input stride between images.
+	imageBytes int
+
+	// tileRows is the number of output pixels each kernel call computes,
+	// and tiles the number of tiles per image (the last one may be partial).
+	tileRows, tiles int
+	// offsets stores, for every pixel of a tile and every tap slot, the
+	// byte offset of the tap's input pixel within its image, or -1 for a
+	// tap in the padding, which reads zeroRow instead. GEMM layout:
+	// [tiles][tapSlots][tileRows]; depthwise layout: [pixels][tapSlots].
+	// The rows of a partial last tile repeat its last pixel.
+	offsets  []int32
+	tapSlots int
+	// zeroRow is InC bytes of InZeroPoint plus slack for full-vector reads.
+	zeroRow []uint8
+
+	// gather selects the VNNI layout for InC/Groups not a multiple of 4:
+	// each tile's input values are first copied into rows of kPadded bytes.
+	gather bool
+	// kPadded is K = InC/Groups*KH*KW rounded up to the path's k-step
+	// (4 for VNNI, 2 for AVX2, 1 for generic); packed weights beyond K are 0.
+	kPadded int
+
+	// blocks lists the GEMM weight panels of one group in output channel
+	// order; every group uses the same list at its own panel offset.
+	blocks      []panelBlock
+	groupPanel  int // elements of packed weights per group
+	weights8    []int8
+	weights16   []int16
+	start       []int32 // folded start values, [Groups][groupWidth] (GEMM)
+	groupWidth  int     // output channels per group padded to whole blocks
+	accRowWidth int     // int32 values per accumulator scratch row
+
+	// depthwise kernels: weights packed per channel block; tailWeights and
+	// tailStart cover channels that no vector block covers (AVX2 only).
+	channelBlocks int
+	tailWeights   []int8
+	tailStart     []int32
+
+	requant requantParams
+}
+
+// panelBlock is one panel of packed weights: the output channels
+// [first, first+width) of a group, packed for a kernel computing vectors
+// vectors of channels.
+type panelBlock struct {
+	first, width, vectors int
+	offset                int // element offset within the group's packed weights
+}
+
+// requantParams holds the epilogue in the per-channel arrays that the
+// requantization routines read. Each array has requantSlack zero entries past
+// OutC so that full-vector reads at the end stay inside it.
+type requantParams struct {
+	mult, left, right []int32
+	// roundMask is 2^right - 1 and roundHalf is roundMask >> 1, the
+	// remainder mask and tie threshold of the rounding right shift.
+	roundMask, roundHalf []int32
+	// low and high are ClampMin and ClampMax minus OutZeroPoint, so that
+	// clamping before adding the zero point cannot overflow.
+	low, high, zeroPoint int32
+}
+
+const requantSlack = 16
+
+// maxImageBytes bounds one input image so that every offset fits an int32.
+const maxImageBytes = math.MaxInt32
+
+// NewConv validates the shape, the weights and the epilogue, checks that no
+// accumulator can overflow int32, and packs the weights for the kernel path
+// that KernelPath reports. w is [OutC][InC/Groups][KH][KW]. NewConv copies
+// what it needs, so the caller may reuse w and e afterwards.
+func NewConv(s ConvShape, w []int8, e Epilogue) (*Conv, error) {
+	return newConvPath(s, w, e, activePath)
+}
+
+// newConvPath is NewConv for a given path, which tests use to compare paths.
+func newConvPath(s ConvShape, w []int8, e Epilogue, path kernelPath) (*Conv, error) {
+	if err := checkConvArgs(s, w, &e); err != nil {
+		return nil, err
+	}
+	if !pathSupported(path) {
+		return nil, fmt.Errorf("gemm: kernel path %s is not supported: %s", path, unsupportedReason(path))
+	}
+	if bytes := s.InH * s.InW * s.InC; bytes > maxImageBytes {
+		return nil, fmt.Errorf("gemm: input image of %dx%dx%d = %d bytes exceeds the %d bytes that 32-bit offsets address",
+			s.InH, s.InW, s.InC, bytes, maxImageBytes)
+	}
+
+	c := &Conv{shape: s, path: path, depthwise: s.isDepthwise()}
+	c.planImages()
+	c.zeroRow = make([]uint8, s.InC+64)
+	for i := range c.zeroRow {
+		c.zeroRow[i] = uint8(e.InZeroPoint)
+	}
+	c.requant = newRequantParams(&e, s.OutC)
+
+	// Reorder the weights to [OutC][K] with k = tap*InC/Groups + ic, the
+	// order in which an NHWC input pixel presents its channels tap by tap.
+	ordered := reorderWeights(s, w)
+	start := foldStartValues(s, ordered, &e)
+
+	if c.depthwise {
+		c.planDepthwise(ordered, start)
+	} else {
+		c.planGEMM(ordered, start)
+	}
+	return c, nil
+}
+
+// planImages decides whether the batch can be treated as one image.
+func (c *Conv) planImages() {
+	s := c.shape
+	c.images, c.pixels = s.Batch, s.OutH()*s.OutW()
+	c.imageBytes = s.InH * s.InW * s.InC
+	if s.isPointwise() && s.Batch > 1 && s.inputLen() <= maxImageBytes {
+		c.images, c.pixels = 1, s.Batch*s.OutH()*s.OutW()
+		c.imageBytes = s.inputLen()
+	}
+}
+
+// reorderWeights returns the weights as [OutC][K] in tap-major order.
+func reorderWeights(s ConvShape, w []int8) []int8 {
+	inPerGroup, taps, depth := s.inPerGroup(), s.taps(), s.depth()
+	ordered := make([]int8, len(w))
+	for oc := 0; oc < s.OutC; oc++ {
+		for ic := 0; ic < inPerGroup; ic++ {
+			for t := 0; t < taps; t++ {
+				ordered[oc*depth+t*inPerGroup+ic] = w[(oc*inPerGroup+ic)*taps+t]
+			}
+		}
+	}
+	return ordered
+}
+
+// foldStartValues returns Bias[c] - InZeroPoint * sum_k w[c][k] for every
+// output channel, the value each kernel starts its sum of a_k * w[c][k] from.
+// The value may wrap modulo 2^32: the kernels add in wrapping int32
+// arithmetic, and the final accumulator fits int32 by checkHeadroom, so the
+// wrapped start gives the exact result.
+func foldStartValues(s ConvShape, ordered []int8, e *Epilogue) []int32 {
+	depth := s.depth()
+	start := make([]int32, s.OutC)
+	for oc := range start {
+		sum := int64(0)
+		for _, v := range ordered[oc*depth : (oc+1)*depth] {
+			sum += int64(v)
+		}
+		start[oc] = int32(int64(e.bias(oc)) - int64(e.InZeroPoint)*sum)
+	}
+	return start
+}
+
+func newRequantParams(e *Epilogue, outC int) requantParams {
+	n := outC + requantSlack
+	p := requantParams{
+		mult:      make([]int32, n),
+		left:      make([]int32, n),
+		right:     make([]int32, n),
+		roundMask: make([]int32, n),
+		roundHalf: make([]int32, n),
+		low:       e.ClampMin - e.OutZeroPoint,
+		high:      e.ClampMax - e.OutZeroPoint,
+		zeroPoint: e.OutZeroPoint,
+	}
+	for c := 0; c < outC; c++ {
+		p.mult[c] = e.Mult[c]
+		p.left[c] = max(e.Shift[c], 0)
+		p.right[c] = max(-e.Shift[c], 0)
+		p.roundMask[c] = int32(int64(1)<<p.right[c] - 1)
+		p.roundHalf[c] = p.roundMask[c] >> 1
+	}
+	return p
+}
+
+// planGEMM builds the offset table and packs the weights for the GEMM
+// kernels: tiles of tileRows output pixels times blocks of output channels.
+func (c *Conv) planGEMM(ordered []int8, start []int32) {
+	s := c.shape
+	depth, outPerGroup := s.depth(), s.outPerGroup()
+
+	var kStep, blockWidth, vectorWidth int
+	switch c.path {
+	case pathVNNI:
+		c.tileRows, kStep, blockWidth, vectorWidth = vnniTileRows, 4, 64, 16
+		c.gather = s.inPerGroup()%4 != 0
+	case pathAVX2:
+		c.tileRows, kStep, blockWidth, vectorWidth = avx2TileRows, 2, 16, 8
+	default:
+		c.tileRows, kStep, blockWidth, vectorWidth = 1, 1, outPerGroup, outPerGroup
+	}
+	c.kPadded = roundUp(depth, kStep)
+	c.tiles = ceilDiv(c.pixels, c.tileRows)
+	c.tapSlots = s.taps()
+	c.offsets = c.tileOffsets()
+
+	// Split each group's output channels into blocks of blockWidth; the
+	// last block uses only as many vectors as it needs.
+	c.blocks = nil
+	offset := 0
+	for first := 0; first < outPerGroup; first += blockWidth {
+		width := min(blockWidth, outPerGroup-first)
+		vectors := ceilDiv(width, vectorWidth)
+		c.blocks = append(c.blocks, panelBlock{first: first, width: width, vectors: vectors, offset: offset})
+		offset += c.kPadded * vectors * vectorWidth
+	}
+	c.groupPanel = offset
+	last := c.blocks[len(c.blocks)-1]
+	c.groupWidth = last.first + last.vectors*vectorWidth
+	c.accRowWidth = s.Groups * c.groupWidth
+
+	c.start = make([]int32, s.Groups*c.groupWidth)
+	for g := 0; g < s.Groups; g++ {
+		copy(c.start[g*c.groupWidth:], start[g*outPerGroup:(g+1)*outPerGroup])
+	}
+
+	switch c.path {
+	case pathVNNI:
+		c.weights8 = packWeightsVNNI(ordered, s.Groups, outPerGroup, depth, c.kPadded, c.blocks, c.groupPanel)
+	case pathAVX2:
+		c.weights16 = packWeightsAVX2(ordered, s.Groups, outPerGroup, depth, c.kPadded, c.blocks, c.groupPanel)
+	default:
+		c.weights8 = ordered
+	}
+}
+
+// tileOffsets builds the GEMM offset table, [tiles][taps][tileRows].
+func (c *Conv) tileOffsets() []int32 {
+	taps := c.tapSlots
+	table := make([]int32, c.tiles*taps*c.tileRows)
+	for tile := 0; tile < c.tiles; tile++ {
+		for r := 0; r < c.tileRows; r++ {
+			pixel := min(tile*c.tileRows+r, c.pixels-1)
+			for t := 0; t < taps; t++ {
+				table[(tile*taps+t)*c.tileRows+r] = c.tapOffset(pixel, t)
+			}
+		}
+	}
+	return table
+}
+
+// tapOffset returns the byte offset within its image of the input pixel
+// that tap t of output pixel reads, or -1 if the tap lies in the padding.
+func (c *Conv) tapOffset(pixel, t int) int32 {
+	s := c.shape
+	if c.images == 1 && s.Batch > 1 {
+		// A pointwise conv over the folded batch reads its own pixel.
+		return int32(pixel * s.InC)
+	}
+	outW := s.OutW()
+	oh, ow := pixel/outW, pixel%outW
+	kh, kw := t/s.KW, t%s.KW
+	ih := oh*s.StrideH - s.PadTop + kh*s.DilationH
+	iw := ow*s.StrideW - s.PadLeft + kw*s.DilationW
+	if ih < 0 || ih >= s.InH || iw < 0 || iw >= s.InW {
+		return -1
+	}
+	return int32((ih*s.InW + iw) * s.InC)
+}
+
+// planDepthwise builds the offset table and packs the weights for the
+// depthwise kernels, which keep channels in vector lanes.
+func (c *Conv) planDepthwise(ordered []int8, start []int32) {
+	s := c.shape
+	taps, channels := s.taps(), s.OutC
+	c.tileRows = 1
+	c.tiles = c.pixels
+
+	switch c.path {
+	case pathVNNI:
+		c.tapSlots = roundUp(taps, 4)
+		c.channelBlocks = ceilDiv(channels, 64)
+		c.weights8, c.start = packDepthwiseVNNI(ordered, start, channels, taps, c.tapSlots, c.channelBlocks)
+		c.accRowWidth = c.channelBlocks * 64
+	case pathAVX2:
+		c.tapSlots = roundUp(taps, 2)
+		c.channelBlocks = channels / 16
+		c.weights16, c.start = packDepthwiseAVX2(ordered, start, taps, c.tapSlots, c.channelBlocks)
+		tail := c.channelBlocks * 16
+		c.tailWeights = ordered[tail*taps:]
+		c.tailStart = start[tail:]
+		c.accRowWidth = channels
+	default:
+		c.tapSlots = taps
+		c.weights8, c.start = ordered, start
+		c.accRowWidth = channels
+	}
+
+	// Tap slots past the kernel's taps read the zero row with weight 0.
+	c.offsets = make([]int32, c.pixels*c.tapSlots)
+	for p := 0; p < c.pixels; p++ {
+		for t := 0; t < c.tapSlots; t++ {
+			off := int32(-1)
+			if t < taps {
+				off = c.tapOffset(p, t)
+			}
+			c.offsets[p*c.tapSlots+t] = off
+		}
+	}
+}
+
+// Shape returns the shape that the Conv was built for.
+func (c *Conv) Shape() ConvShape { return c.shape }
+
+// Path returns the kernel path that the Conv runs: "vnni", "avx2" or
+// "generic".
+func (c *Conv) Path() string { return c.path.String() }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }

@@ -1,0 +1,3 @@
+package gemm
+
+//go:generate sh -c "cd asm && go run . -out .."

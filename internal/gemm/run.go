@@ -1,0 +1,208 @@
+package gemm
+
+import (
+	"fmt"
+	"sync"
+)
+
+// depthwiseChunk is the number of output pixels that one depthwise work item
+// computes before requantizing them together.
+const depthwiseChunk = 16
+
+// Run computes the convolution of in ([Batch][InH][InW][InC]) into out
+// ([Batch][OutH][OutW][OutC]) with up to threads goroutines (fewer than 1
+// means 1). The output is the same for every thread count, because every
+// output value is computed by one worker with the same arithmetic. Run
+// panics if a slice length does not match the shape.
+func (c *Conv) Run(in, out []uint8, threads int) {
+	s := c.shape
+	if len(in) != s.inputLen() || len(out) != s.outputLen() {
+		panic(fmt.Sprintf("gemm: Conv.Run got %d input and %d output bytes, expected %d and %d",
+			len(in), len(out), s.inputLen(), s.outputLen()))
+	}
+	c.run(in, out, nil, threads)
+}
+
+// RunAccumulators computes the int32 accumulators of Run,
+// Bias[c] + sum_k (a_k - InZeroPoint) * w[c][k], into acc
+// ([Batch][OutH][OutW][OutC]) on one goroutine. It exists for tests and
+// debugging, and panics if a slice length does not match the shape.
+func (c *Conv) RunAccumulators(in []uint8, acc []int32) {
+	s := c.shape
+	if len(in) != s.inputLen() || len(acc) != s.outputLen() {
+		panic(fmt.Sprintf("gemm: Conv.RunAccumulators got %d input bytes and %d accumulators, expected %d and %d",
+			len(in), len(acc), s.inputLen(), s.outputLen()))
+	}
+	c.run(in, nil, acc, 1)
+}
+
+// run writes either uint8 outputs to out or accumulators to acc.
+func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
+	perImage := c.tiles
+	if c.depthwise {
+		perImage = ceilDiv(c.pixels, depthwiseChunk)
+	}
+	parallelFor(c.images*perImage, threads, func(lo, hi int) {
+		ws := c.newWorkspace()
+		for item := lo; item < hi; item++ {
+			image, index := item/perImage, item%perImage
+			if c.depthwise {
+				c.runDepthwiseChunk(ws, in, out, acc, image, index*depthwiseChunk)
+			} else {
+				c.runTile(ws, in, out, acc, image, index)
+			}
+		}
+	})
+}
+
+// parallelFor splits [0, items) into contiguous ranges, one per worker, and
+// calls body on each range.
+func parallelFor(items, threads int, body func(lo, hi int)) {
+	threads = max(1, min(threads, items))
+	if threads == 1 {
+		body(0, items)
+		return
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < threads; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			body(w*items/threads, (w+1)*items/threads)
+		}()
+	}
+	body(0, items/threads)
+	wg.Wait()
+}
+
+// workspace is one worker's scratch memory.
+type workspace struct {
+	// acc is [rows][accRowWidth] int32 accumulators before requantization.
+	acc []int32
+	// gathered is [tileRows][kPadded] input bytes copied through the
+	// offset table (generic path, and VNNI with InC/Groups%4 != 0), and
+	// gatheredOffsets the byte offset of each of its rows.
+	gathered        []uint8
+	gatheredOffsets []int32
+	// widened is [tileRows][kPadded] input values widened to int16 (AVX2).
+	widened []int16
+}
+
+// poisonScratch makes every worker fill its scratch memory with garbage
+// before each use, so tests can show that no kernel reads padding it did
+// not write. Only tests set it.
+var poisonScratch = false
+
+func (c *Conv) newWorkspace() *workspace {
+	rows := c.tileRows
+	if c.depthwise {
+		rows = depthwiseChunk
+	}
+	// The slack covers the AVX2 requantization, which reads whole vectors.
+	ws := &workspace{acc: make([]int32, rows*c.accRowWidth+8)}
+	if !c.depthwise {
+		switch {
+		case c.path == pathGeneric || c.gather:
+			ws.gathered = make([]uint8, c.tileRows*c.kPadded)
+			ws.gatheredOffsets = make([]int32, c.tileRows)
+			for r := range ws.gatheredOffsets {
+				ws.gatheredOffsets[r] = int32(r * c.kPadded)
+			}
+		case c.path == pathAVX2:
+			ws.widened = make([]int16, c.tileRows*c.kPadded)
+		}
+	}
+	return ws
+}
+
+// poison fills the scratch buffers with a fixed garbage pattern.
+func (ws *workspace) poison() {
+	for i := range ws.acc {
+		ws.acc[i] = -0x5a5a5a5b
+	}
+	for i := range ws.gathered {
+		ws.gathered[i] = 0xa5
+	}
+	for i := range ws.widened {
+		ws.widened[i] = -0x5a5b
+	}
+}
+
+// runTile computes one tile of GEMM output pixels for every group, then
+// requantizes or copies the valid rows.
+func (c *Conv) runTile(ws *workspace, in, out []uint8, acc []int32, image, tile int) {
+	s := c.shape
+	if poisonScratch {
+		ws.poison()
+	}
+	first := tile * c.tileRows
+	rows := min(c.tileRows, c.pixels-first)
+	tableLen := c.tapSlots * c.tileRows
+	offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
+
+	for g := 0; g < s.Groups; g++ {
+		inBase := image*c.imageBytes + g*s.inPerGroup()
+		switch c.path {
+		case pathVNNI:
+			c.tileVNNI(ws, in, inBase, offsets, g)
+		case pathAVX2:
+			c.tileAVX2(ws, in, inBase, offsets, g)
+		default:
+			c.tileGeneric(ws, in, inBase, offsets, g)
+		}
+	}
+
+	outPixel := image*c.pixels + first
+	outPerGroup := s.outPerGroup()
+	if c.groupWidth == outPerGroup {
+		c.finishRows(ws.acc, 0, out, acc, outPixel, rows, 0, s.OutC)
+		return
+	}
+	for g := 0; g < s.Groups; g++ {
+		c.finishRows(ws.acc, g*c.groupWidth, out, acc, outPixel, rows, g*outPerGroup, outPerGroup)
+	}
+}
+
+// runDepthwiseChunk computes up to depthwiseChunk output pixels of one image
+// with the depthwise kernels, starting at pixel first.
+func (c *Conv) runDepthwiseChunk(ws *workspace, in, out []uint8, acc []int32, image, first int) {
+	if poisonScratch {
+		ws.poison()
+	}
+	rows := min(depthwiseChunk, c.pixels-first)
+	offsets := c.offsets[first*c.tapSlots : (first+rows)*c.tapSlots]
+	inBase := image * c.imageBytes
+
+	switch c.path {
+	case pathVNNI:
+		c.depthwiseVNNI(ws, in, inBase, offsets, rows)
+	case pathAVX2:
+		c.depthwiseAVX2(ws, in, inBase, offsets, rows)
+		c.depthwiseGenericChannels(ws, in, inBase, offsets, rows, c.channelBlocks*16, c.tailWeights, c.tailStart)
+	default:
+		c.depthwiseGenericChannels(ws, in, inBase, offsets, rows, 0, c.weights8, c.start)
+	}
+	c.finishRows(ws.acc, 0, out, acc, image*c.pixels+first, rows, 0, c.shape.OutC)
+}
+
+// finishRows turns rows of scratch accumulators, starting at accFirst in
+// each scratch row, into the n output channels starting at channel of the
+// output pixels starting at outPixel: requantized into out, or copied into
+// acc when out is nil.
+func (c *Conv) finishRows(scratch []int32, accFirst int, out []uint8, acc []int32, outPixel, rows, channel, n int) {
+	outC := c.shape.OutC
+	if out == nil {
+		for r := 0; r < rows; r++ {
+			src := scratch[r*c.accRowWidth+accFirst:][:n]
+			copy(acc[(outPixel+r)*outC+channel:][:n], src)
+		}
+		return
+	}
+
+	switch c.path {
+	case pathVNNI, pathAVX2:
+		c.requantizeRowsSIMD(scratch[accFirst:], c.accRowWidth, out[outPixel*outC+channel:], outC, rows, channel, n)
+	default:
+		requantizeRowsGeneric(&c.requant, scratch[accFirst:], c.accRowWidth, out[outPixel*outC+channel:], outC, rows, channel, n)
+	}
+}
