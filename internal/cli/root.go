@@ -9,6 +9,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -55,15 +56,7 @@ type globalOptions struct {
 
 // Main runs qtool with args and returns the process exit code.
 func Main(args []string, s *Streams) int {
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		sig := <-stop
-		format.RemoveTempFiles()
-		fmt.Fprintf(s.Err, "qtool: interrupted by %v; no partial output was left\n", sig)
-		os.Exit(130)
-	}()
-	defer signal.Stop(stop)
+	defer handleSignals(s.Err)()
 
 	root := NewRootCmd(s)
 	root.SetArgs(args)
@@ -84,6 +77,28 @@ func Main(args []string, s *Streams) int {
 		fmt.Fprintln(s.Err, "Run 'qtool --help' or 'qtool COMMAND --help' for usage.")
 	}
 	return code
+}
+
+// handleSignals removes the temporary files of unfinished writes and exits with 130 when SIGINT
+// or SIGTERM arrives, so an interrupted command leaves the previous output file or none. It
+// returns a function that stops the handling.
+func handleSignals(errOut io.Writer) func() {
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-stop:
+			format.RemoveTempFiles()
+			fmt.Fprintf(errOut, "qtool: interrupted by %v; unfinished output files were removed\n", sig)
+			os.Exit(130)
+		case <-done:
+		}
+	}()
+	return func() {
+		signal.Stop(stop)
+		close(done)
+	}
 }
 
 // isCobraUsageError recognises the errors cobra and pflag return for a bad command line.

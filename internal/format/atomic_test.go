@@ -1,0 +1,77 @@
+package format
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestWriteFileAtomicDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "calib.json")
+	os.WriteFile(path, []byte("previous"), 0o644)
+
+	err := WriteFileAtomic(path, func(w io.Writer) error {
+		w.Write([]byte("half"))
+		return &os.PathError{Op: "write", Path: "tmp", Err: syscall.ENOSPC}
+	})
+	if err == nil || !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), path) {
+		t.Fatalf("error %v does not report ENOSPC for %s", err, path)
+	}
+	got, _ := os.ReadFile(path)
+	if string(got) != "previous" {
+		t.Errorf("file holds %q after the failed write, want the previous content", got)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("%d files after the failed write, want 1 (the temporary file must be removed)", len(entries))
+	}
+}
+
+func TestWriteFileAtomicUnwritableFolder(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root can write to read-only folders; the missing-folder case below still runs")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o500)
+	defer os.Chmod(dir, 0o700)
+	err := WriteFileAtomic(filepath.Join(dir, "x.json"), func(w io.Writer) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("error %v, want permission denied", err)
+	}
+}
+
+func TestWriteFileAtomicMissingFolder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "x.json")
+	err := WriteFileAtomic(path, func(w io.Writer) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("error %v does not name %s and the missing folder", err, path)
+	}
+}
+
+func TestWriteFileAtomicReplaces(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.json")
+	for _, content := range []string{"one", "two"} {
+		if err := WriteFileAtomic(path, func(w io.Writer) error { _, err := w.Write([]byte(content)); return err }); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(path)
+		if string(got) != content {
+			t.Errorf("file holds %q, want %q", got, content)
+		}
+	}
+}
+
+func TestWriteFileAtomicParentIsAFile(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(parent, nil, 0o644)
+	path := filepath.Join(parent, "x.json")
+	err := WriteFileAtomic(path, func(w io.Writer) error { return nil })
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "not a directory") {
+		t.Errorf("error %v does not name %s and say the folder is not a directory", err, path)
+	}
+}
