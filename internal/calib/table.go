@@ -9,7 +9,8 @@ import (
 	"maps"
 	"math"
 	"os"
-	"path/filepath"
+
+	"github.com/qtool-dev/qtool/internal/format"
 	"slices"
 )
 
@@ -76,43 +77,15 @@ func (t *Table) Write(path string) error {
 	}
 	data = append(data, '\n')
 
-	if err := writeFileAtomic(path, data); err != nil {
-		return fmt.Errorf("calib: write table %q: %w", path, err)
+	// format.WriteFileAtomic also registers the temporary file, so that an interrupted
+	// qtool removes it.
+	if err := format.WriteFileAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	}); err != nil {
+		return fmt.Errorf("calib: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it and
-// renames it to path. The temporary file is removed on failure.
-func writeFileAtomic(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // ReadTable reads and validates the table at path. It returns an error
