@@ -319,7 +319,7 @@ func TestQModelDecodeErrors(t *testing.T) {
 
 	cases := []struct {
 		name   string
-		raw    func([]byte) []byte              // edits the bytes without re-signing
+		raw    func([]byte) []byte             // edits the bytes without re-signing
 		signed func(testing.TB, []byte) []byte // edits the header and re-signs
 		expect []string
 	}{
@@ -376,7 +376,9 @@ func TestQModelContentErrors(t *testing.T) {
 		expect []string
 	}{
 		{name: "node names a missing array", edit: func(q *QModel) { delete(q.Arrays, "fc.mult") }, expect: []string{`node "fc"`, `"fc.mult" is missing`}},
-		{name: "wrong array dtype", edit: func(q *QModel) { q.Arrays["c1.bias"] = &QArray{DType: DTypeF32, Shape: []int{3}, Data: []float32{1, 2, 3}} }, expect: []string{`node "c1"`, "dtype F32", "expected I32"}},
+		{name: "wrong array dtype", edit: func(q *QModel) {
+			q.Arrays["c1.bias"] = &QArray{DType: DTypeF32, Shape: []int{3}, Data: []float32{1, 2, 3}}
+		}, expect: []string{`node "c1"`, "dtype F32", "expected I32"}},
 		{name: "bias length", edit: func(q *QModel) { q.Arrays["fc.bias"].Shape = []int{3}; q.Arrays["fc.bias"].Data = []int32{1, 2, 3} }, expect: []string{`node "fc"`, "3 elements", "expected 4"}},
 		{name: "data does not fill shape", edit: func(q *QModel) { q.Arrays["fc.bias"].Shape = []int{5} }, expect: []string{`array "fc.bias"`, "do not fill"}},
 		{name: "dtype differs from data type", edit: func(q *QModel) { q.Arrays["fc.bias"].DType = DTypeU8 }, expect: []string{`array "fc.bias"`, "does not match"}},
