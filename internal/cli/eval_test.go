@@ -11,9 +11,11 @@ import (
 	"testing"
 
 	"github.com/qtool-dev/qtool/internal/affine"
+	"github.com/qtool-dev/qtool/internal/calib"
 	"github.com/qtool-dev/qtool/internal/format"
 	"github.com/qtool-dev/qtool/internal/graph"
 	"github.com/qtool-dev/qtool/internal/infer"
+	"github.com/qtool-dev/qtool/internal/quant"
 	"github.com/qtool-dev/qtool/internal/tensor"
 	"github.com/qtool-dev/qtool/internal/testutil"
 )
@@ -324,5 +326,66 @@ func TestEvalWarnsAboutOtherSourceModel(t *testing.T) {
 	}
 	if !strings.Contains(errOut, "warning: ") || !strings.Contains(errOut, "quantized from a float model with hash") {
 		t.Errorf("stderr lacks the source warning:\n%s", errOut)
+	}
+}
+
+// TestEvalLeNet runs qtool eval on the LeNet fixture: the fused model from qtool fuse, a
+// min-max calibration table from qtool calibrate, and a .qmodel written by the quantize pass.
+// It checks the accuracy target through the --max-drop gate and logs the table.
+func TestEvalLeNet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs 2000 LeNet images through both models")
+	}
+	lenet := filepath.Join(testutil.RepoRoot(t), "testdata", "lenet-mnist")
+	dir := t.TempDir()
+	fused := filepath.Join(dir, "fused.json")
+	table := filepath.Join(dir, "calib.json")
+	qmodel := filepath.Join(dir, "model.qmodel")
+
+	steps := [][]string{
+		{"fuse", filepath.Join(lenet, "model.json"), "-o", fused},
+		{"calibrate", fused, "--data", filepath.Join(lenet, "calib.npy"), "--method", "minmax", "-o", table},
+	}
+	for _, args := range steps {
+		if code, _, errOut := runCLI(t, append([]string{"--quiet"}, args...)...); code != ExitOK {
+			t.Fatalf("qtool %s: exit code %d, stderr:\n%s", args[0], code, errOut)
+		}
+	}
+	m, err := graph.Load(fused)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab, err := calib.ReadTable(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _, err := quant.Quantize(m, tab, quant.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeQModel(t, qmodel, q)
+
+	args := []string{"eval", "--float", fused, "--quant", qmodel,
+		"--data", filepath.Join(lenet, "test_x.npy"), "--labels", filepath.Join(lenet, "test_y.npy"), "--max-drop", "0.3"}
+	code, out, errOut := runCLI(t, args...)
+	if code != ExitOK {
+		t.Fatalf("exit code %d; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	t.Logf("qtool %s\n%s", strings.Join(args, " "), out)
+
+	code, raw, errOut := runCLI(t, append(args, "--json", "--no-timing")...)
+	if code != ExitOK {
+		t.Fatalf("--json: exit code %d, stderr:\n%s", code, errOut)
+	}
+	var r struct {
+		Samples   int     `json:"samples"`
+		Agreement float64 `json:"agreement"`
+		DropPP    float64 `json:"drop_pp"`
+	}
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Samples != 2000 || r.Agreement < 99.5 || r.DropPP > 0.3 {
+		t.Errorf("samples %d, agreement %.2f%%, drop %.2f pp; want 2000, at least 99.5%% and at most 0.3 pp", r.Samples, r.Agreement, r.DropPP)
 	}
 }
