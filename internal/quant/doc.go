@@ -21,8 +21,8 @@
 //	M[c]    = s_in * s_w[c] / s_out  as  Mult[c] * 2^(Shift[c] - 31)
 //
 // A standalone batchnorm becomes a depthwise 1x1 conv2d with w[c] = gamma[c] / sqrt(var[c] + eps)
-// and b[c] = beta[c] - mean[c] * w[c]. The weight is a signed int8 like any other, so a negative
-// gamma works. A fused activation becomes the clamp [ClampMin, ClampMax] of the output integers.
+// and b[c] = beta[c] - mean[c] * w[c], or a linear layer with the diagonal weight diag(w) on
+// [N, C] features. The weight is a signed int8 like any other, so a negative gamma works. A fused activation becomes the clamp [ClampMin, ClampMax] of the output integers.
 //
 // # Checks
 //

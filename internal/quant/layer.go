@@ -60,8 +60,9 @@ func (b *builder) integerLayer(n *graph.Node) error {
 }
 
 // batchNorm adds a standalone batchnorm as a depthwise 1x1 conv2d with weight
-// gamma / sqrt(var + eps) and bias beta - mean * gamma / sqrt(var + eps) per channel. On a
-// [N, C] input the integer executor treats the input as [N, C, 1, 1].
+// a[c] = gamma[c] / sqrt(var[c] + eps) and bias beta[c] - mean[c] * a[c]. On a [N, C] input,
+// where a conv2d does not apply, it becomes a linear layer with the diagonal weight diag(a),
+// which computes the same integers at the cost of C * C weight bytes.
 func (b *builder) batchNorm(n *graph.Node) error {
 	in, inParams := b.inputParams(n, 0)
 	out, err := b.calibrated(n.Name)
@@ -93,25 +94,32 @@ func (b *builder) batchNorm(n *graph.Node) error {
 		}
 	}
 
+	node := &format.QNode{Name: n.Name, Op: string(graph.OpConv2D), Inputs: []string{in}, ClampMin: out.QMin, ClampMax: out.QMax}
+	if len(b.m.Shapes[in]) == 2 {
+		node.Op = string(graph.OpLinear)
+		l.weight, l.shape = diagonal(l.weight), []int{channels, channels}
+	} else {
+		node.Stride, node.Dilation, node.Groups = [2]int{1, 1}, [2]int{1, 1}, channels
+	}
+
 	ql, err := b.quantizeLayer(l, inParams, out)
 	if err != nil {
 		return err
-	}
-	node := &format.QNode{
-		Name:     n.Name,
-		Op:       string(graph.OpConv2D),
-		Inputs:   []string{in},
-		Stride:   [2]int{1, 1},
-		Dilation: [2]int{1, 1},
-		Groups:   channels,
-		ClampMin: out.QMin,
-		ClampMax: out.QMax,
 	}
 	b.addLayerArrays(node, ql, l.shape)
 	b.q.Nodes = append(b.q.Nodes, node)
 	b.addTensor(n.Name, out)
 	b.sum.QuantizedLayers = append(b.sum.QuantizedLayers, n.Name)
 	return nil
+}
+
+// diagonal returns the row-major C x C matrix with v on its diagonal.
+func diagonal(v []float32) []float32 {
+	m := make([]float32, len(v)*len(v))
+	for c, x := range v {
+		m[c*len(v)+c] = x
+	}
+	return m
 }
 
 // floatLayer adds a conv2d or linear layer kept in float: F32 weight and bias arrays, and the
