@@ -79,6 +79,9 @@ type requantParams struct {
 	// low and high are ClampMin and ClampMax minus OutZeroPoint, so that
 	// clamping before adding the zero point cannot overflow.
 	low, high, zeroPoint int32
+	// hasLeft and hasRight report whether any channel has left > 0 or
+	// right > 0, so the SIMD routines can skip a step that changes nothing.
+	hasLeft, hasRight bool
 }
 
 const requantSlack = 16
@@ -189,6 +192,8 @@ func newRequantParams(e *Epilogue, outC int) requantParams {
 		p.right[c] = max(-e.Shift[c], 0)
 		p.roundMask[c] = int32(int64(1)<<p.right[c] - 1)
 		p.roundHalf[c] = p.roundMask[c] >> 1
+		p.hasLeft = p.hasLeft || p.left[c] > 0
+		p.hasRight = p.hasRight || p.right[c] > 0
 	}
 	return p
 }

@@ -18,13 +18,13 @@
 // loaded as 4 vectors of 64 channels (masked to the channel count), and
 // byte then word unpacks interleave them into 4 vectors whose dword lanes
 // hold one channel's 4 tap values, in the order of depthwiseVNNIChannel.
-// VPDPBUSD multiplies them with the packed weights. The 4 accumulators are
-// stored back in channel order, 4 channels per 128-bit lane.
+// VPDPBUSD multiplies them with the packed weights. A lane transpose puts
+// the 4 accumulators back in channel order before they are stored.
 //
 // Registers: DI args, R8 the pixel's offsets, R9 the pixel's accumulator
 // row, R10 pixels left, R11 block index, R12 weights, R13 start values,
-// CX block*64, DX quads left, SI tap offsets of the quad, BX and R14 are
-// avoided; K1 the channel mask.
+// CX block*64, DX quads left, SI tap offsets of the quad, BX the current
+// tap pointer; K1 the channel mask.
 TEXT ·depthwiseVNNI(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
 	MOVQ depthwiseArgs_offsets(DI), R8
@@ -96,23 +96,21 @@ quad:
 	DECQ     DX
 	JNZ      quad
 
-	// Lane l of accumulator j holds channels 16l+4j .. 16l+4j+3.
-	VEXTRACTI32X4 $0, Z0, 0(R9)(CX*4)
-	VEXTRACTI32X4 $0, Z1, 16(R9)(CX*4)
-	VEXTRACTI32X4 $0, Z2, 32(R9)(CX*4)
-	VEXTRACTI32X4 $0, Z3, 48(R9)(CX*4)
-	VEXTRACTI32X4 $1, Z0, 64(R9)(CX*4)
-	VEXTRACTI32X4 $1, Z1, 80(R9)(CX*4)
-	VEXTRACTI32X4 $1, Z2, 96(R9)(CX*4)
-	VEXTRACTI32X4 $1, Z3, 112(R9)(CX*4)
-	VEXTRACTI32X4 $2, Z0, 128(R9)(CX*4)
-	VEXTRACTI32X4 $2, Z1, 144(R9)(CX*4)
-	VEXTRACTI32X4 $2, Z2, 160(R9)(CX*4)
-	VEXTRACTI32X4 $2, Z3, 176(R9)(CX*4)
-	VEXTRACTI32X4 $3, Z0, 192(R9)(CX*4)
-	VEXTRACTI32X4 $3, Z1, 208(R9)(CX*4)
-	VEXTRACTI32X4 $3, Z2, 224(R9)(CX*4)
-	VEXTRACTI32X4 $3, Z3, 240(R9)(CX*4)
+	// Lane l of accumulator j holds channels 16l+4j .. 16l+4j+3, so a 4x4
+	// transpose of 128-bit lanes gives vectors of 16 consecutive channels:
+	// Z8..Z11 are the first stage, Z12..Z15 the channels 0-15 .. 48-63.
+	VSHUFI32X4 $0x88, Z1, Z0, Z8
+	VSHUFI32X4 $0xdd, Z1, Z0, Z9
+	VSHUFI32X4 $0x88, Z3, Z2, Z10
+	VSHUFI32X4 $0xdd, Z3, Z2, Z11
+	VSHUFI32X4 $0x88, Z10, Z8, Z12
+	VSHUFI32X4 $0x88, Z11, Z9, Z13
+	VSHUFI32X4 $0xdd, Z10, Z8, Z14
+	VSHUFI32X4 $0xdd, Z11, Z9, Z15
+	VMOVDQU32  Z12, 0(R9)(CX*4)
+	VMOVDQU32  Z13, 64(R9)(CX*4)
+	VMOVDQU32  Z14, 128(R9)(CX*4)
+	VMOVDQU32  Z15, 192(R9)(CX*4)
 
 	INCQ R11
 	CMPQ R11, depthwiseArgs_blocks(DI)

@@ -4,9 +4,9 @@ package gemm
 // the same offset tables and folded start values as the assembly kernels.
 
 // tileGeneric computes the accumulators of one output pixel (tileRows is 1)
-// for group g: the pixel's K input values are gathered into one row, then
-// each output channel is a dot product with its weight row.
-func (c *Conv) tileGeneric(ws *workspace, in []uint8, inBase int, offsets []int32, g int) {
+// for group g into scratch: the pixel's K input values are gathered into one
+// row, then each output channel is a dot product with its weight row.
+func (c *Conv) tileGeneric(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
 	s := c.shape
 	depth, outPerGroup := s.depth(), s.outPerGroup()
 	gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, s.inPerGroup(), c.zeroRow)
@@ -15,7 +15,7 @@ func (c *Conv) tileGeneric(ws *workspace, in []uint8, inBase int, offsets []int3
 	for oc := 0; oc < outPerGroup; oc++ {
 		channel := g*outPerGroup + oc
 		w := c.weights8[channel*depth : (channel+1)*depth]
-		ws.acc[g*c.groupWidth+oc] = c.start[g*c.groupWidth+oc] + dotGeneric(row, w)
+		scratch[g*c.groupWidth+oc] = c.start[g*c.groupWidth+oc] + dotGeneric(row, w)
 	}
 }
 

@@ -134,6 +134,8 @@ type requantArgs struct {
 	low       int32
 	high      int32
 	zeroPoint int32
+	hasLeft   int // 0 if left is 0 for every channel of the layer
+	hasRight  int // 0 if right is 0 for every channel of the layer
 }
 
 // requantizeVNNI uses AVX-512 with masked loads and stores for the last
@@ -149,10 +151,10 @@ func requantizeVNNI(args *requantArgs)
 //go:noescape
 func requantizeAVX2(args *requantArgs)
 
-// tileVNNI computes one tile of group g with the VNNI kernels, reading the
-// input through the offset table or, when InC/Groups is not a multiple of 4,
-// through rows gathered first.
-func (c *Conv) tileVNNI(ws *workspace, in []uint8, inBase int, offsets []int32, g int) {
+// tileVNNI computes one tile of group g into scratch with the VNNI kernels,
+// reading the input through the offset table or, when InC/Groups is not a
+// multiple of 4, through rows gathered first.
+func (c *Conv) tileVNNI(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
 	s := c.shape
 	args := gemmArgs{
 		a:         unsafe.Pointer(&in[inBase]),
@@ -174,7 +176,7 @@ func (c *Conv) tileVNNI(ws *workspace, in []uint8, inBase int, offsets []int32, 
 		column := g*c.groupWidth + b.first
 		args.w = unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset])
 		args.start = unsafe.Pointer(&c.start[column])
-		args.acc = unsafe.Pointer(&ws.acc[column])
+		args.acc = unsafe.Pointer(&scratch[column])
 		switch b.vectors {
 		case 1:
 			gemmVNNI6x1(&args)
@@ -188,9 +190,10 @@ func (c *Conv) tileVNNI(ws *workspace, in []uint8, inBase int, offsets []int32, 
 	}
 }
 
-// tileAVX2 computes one tile of group g with the AVX2 kernels: the tile's
-// input values are widened to int16 once and then reused by every block.
-func (c *Conv) tileAVX2(ws *workspace, in []uint8, inBase int, offsets []int32, g int) {
+// tileAVX2 computes one tile of group g into scratch with the AVX2 kernels:
+// the tile's input values are widened to int16 once and then reused by every
+// block.
+func (c *Conv) tileAVX2(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
 	s := c.shape
 	widen := widenArgs{
 		dst:       unsafe.Pointer(&ws.widened[0]),
@@ -214,7 +217,7 @@ func (c *Conv) tileAVX2(ws *workspace, in []uint8, inBase int, offsets []int32, 
 		column := g*c.groupWidth + b.first
 		args.w = unsafe.Pointer(&c.weights16[g*c.groupPanel+b.offset])
 		args.start = unsafe.Pointer(&c.start[column])
-		args.acc = unsafe.Pointer(&ws.acc[column])
+		args.acc = unsafe.Pointer(&scratch[column])
 		if b.vectors == 1 {
 			gemmAVX26x1(&args)
 		} else {
@@ -290,6 +293,8 @@ func requantizeRowsPath(p kernelPath, params *requantParams, acc []int32, accStr
 		low:       params.low,
 		high:      params.high,
 		zeroPoint: params.zeroPoint,
+		hasLeft:   boolToInt(params.hasLeft),
+		hasRight:  boolToInt(params.hasRight),
 	}
 	switch p {
 	case pathVNNI:
@@ -299,4 +304,11 @@ func requantizeRowsPath(p kernelPath, params *requantParams, acc []int32, accStr
 	default:
 		requantizeRowsGeneric(params, acc, accStride, out, outStride, rows, channel, n)
 	}
+}
+
+func boolToInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

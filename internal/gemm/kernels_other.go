@@ -11,11 +11,11 @@ const (
 	avx2TileRows = 1
 )
 
-func (c *Conv) tileVNNI(*workspace, []uint8, int, []int32, int) {
+func (c *Conv) tileVNNI(*workspace, []int32, []uint8, int, []int32, int) {
 	panic("gemm: the VNNI kernels are not built on this platform")
 }
 
-func (c *Conv) tileAVX2(*workspace, []uint8, int, []int32, int) {
+func (c *Conv) tileAVX2(*workspace, []int32, []uint8, int, []int32, int) {
 	panic("gemm: the AVX2 kernels are not built on this platform")
 }
 

@@ -22,6 +22,18 @@ func TestRequantizePathsMatchScalar(t *testing.T) {
 		}
 		rows := 1 + rng.IntN(3)
 		e := randomEpilogue(rng, channels)
+		// Every fourth trial has only right shifts, only left shifts or
+		// none, so the SIMD routines skip one step or both.
+		for c, shift := range e.Shift {
+			switch trial % 4 {
+			case 1:
+				e.Shift[c] = -max(shift, -shift)
+			case 2:
+				e.Shift[c] = max(shift, -shift)
+			case 3:
+				e.Shift[c] = 0
+			}
+		}
 		params := newRequantParams(&e, channels)
 
 		accStride := n + rng.IntN(5)

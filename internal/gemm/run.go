@@ -1,17 +1,18 @@
 package gemm
 
-import (
-	"fmt"
-	"sync"
-)
+import "fmt"
 
 // depthwiseChunk is the number of output pixels that one depthwise work item
 // computes before requantizing them together.
 const depthwiseChunk = 16
 
+// tilesPerItem is the number of GEMM tiles that one work item computes
+// before requantizing them together, which saves calls and parameter loads.
+const tilesPerItem = 4
+
 // Run computes the convolution of in ([Batch][InH][InW][InC]) into out
 // ([Batch][OutH][OutW][OutC]) with up to threads goroutines (fewer than 1
-// means 1). The output is the same for every thread count, because every
+// means 1, and more than GOMAXPROCS means GOMAXPROCS). The output is the same for every thread count, because every
 // output value is computed by one worker with the same arithmetic. Run
 // panics if a slice length does not match the shape.
 func (c *Conv) Run(in, out []uint8, threads int) {
@@ -38,7 +39,7 @@ func (c *Conv) RunAccumulators(in []uint8, acc []int32) {
 
 // run writes either uint8 outputs to out or accumulators to acc.
 func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
-	perImage := c.tiles
+	perImage := ceilDiv(c.tiles, tilesPerItem)
 	if c.depthwise {
 		perImage = ceilDiv(c.pixels, depthwiseChunk)
 	}
@@ -49,30 +50,10 @@ func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
 			if c.depthwise {
 				c.runDepthwiseChunk(ws, in, out, acc, image, index*depthwiseChunk)
 			} else {
-				c.runTile(ws, in, out, acc, image, index)
+				c.runTiles(ws, in, out, acc, image, index*tilesPerItem)
 			}
 		}
 	})
-}
-
-// parallelFor splits [0, items) into contiguous ranges, one per worker, and
-// calls body on each range.
-func parallelFor(items, threads int, body func(lo, hi int)) {
-	threads = max(1, min(threads, items))
-	if threads == 1 {
-		body(0, items)
-		return
-	}
-	var wg sync.WaitGroup
-	for w := 1; w < threads; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			body(w*items/threads, (w+1)*items/threads)
-		}()
-	}
-	body(0, items/threads)
-	wg.Wait()
 }
 
 // workspace is one worker's scratch memory.
@@ -94,7 +75,7 @@ type workspace struct {
 var poisonScratch = false
 
 func (c *Conv) newWorkspace() *workspace {
-	rows := c.tileRows
+	rows := c.tileRows * tilesPerItem
 	if c.depthwise {
 		rows = depthwiseChunk
 	}
@@ -128,31 +109,36 @@ func (ws *workspace) poison() {
 	}
 }
 
-// runTile computes one tile of GEMM output pixels for every group, then
-// requantizes or copies the valid rows.
-func (c *Conv) runTile(ws *workspace, in, out []uint8, acc []int32, image, tile int) {
+// runTiles computes up to tilesPerItem GEMM tiles of one image, starting at
+// tile first, for every group, then requantizes or copies the valid rows.
+func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, first int) {
 	s := c.shape
 	if poisonScratch {
 		ws.poison()
 	}
-	first := tile * c.tileRows
-	rows := min(c.tileRows, c.pixels-first)
+	tiles := min(tilesPerItem, c.tiles-first)
 	tableLen := c.tapSlots * c.tileRows
-	offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
 
-	for g := 0; g < s.Groups; g++ {
-		inBase := image*c.imageBytes + g*s.inPerGroup()
-		switch c.path {
-		case pathVNNI:
-			c.tileVNNI(ws, in, inBase, offsets, g)
-		case pathAVX2:
-			c.tileAVX2(ws, in, inBase, offsets, g)
-		default:
-			c.tileGeneric(ws, in, inBase, offsets, g)
+	for t := 0; t < tiles; t++ {
+		tile := first + t
+		offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
+		scratch := ws.acc[t*c.tileRows*c.accRowWidth:]
+		for g := 0; g < s.Groups; g++ {
+			inBase := image*c.imageBytes + g*s.inPerGroup()
+			switch c.path {
+			case pathVNNI:
+				c.tileVNNI(ws, scratch, in, inBase, offsets, g)
+			case pathAVX2:
+				c.tileAVX2(ws, scratch, in, inBase, offsets, g)
+			default:
+				c.tileGeneric(ws, scratch, in, inBase, offsets, g)
+			}
 		}
 	}
 
-	outPixel := image*c.pixels + first
+	firstPixel := first * c.tileRows
+	rows := min(tiles*c.tileRows, c.pixels-firstPixel)
+	outPixel := image*c.pixels + firstPixel
 	outPerGroup := s.outPerGroup()
 	if c.groupWidth == outPerGroup {
 		c.finishRows(ws.acc, 0, out, acc, outPixel, rows, 0, s.OutC)
