@@ -66,14 +66,14 @@ func CheckInputs(m *graph.Model, q *format.QModel) error {
 	return nil
 }
 
-// plan is what Compare works out before the first batch.
+// plan is the tensor selection that Compare fixes before the first batch.
 type plan struct {
 	outputs []string // the quantized model's outputs; the first one is classified
 	classes int
 	layers  []string // tensors compared per layer
 	skipped []SkippedTensor
-	// floatKeepAll asks the float executor for every tensor, because some tensor compared is
-	// not a float graph output.
+	// floatKeepAll requests every tensor from the float executor, because some compared
+	// tensor is not a float graph output.
 	floatKeepAll bool
 }
 

@@ -91,7 +91,7 @@ type Classification struct {
 	Agree               int // samples whose two top classes are the same
 }
 
-// NewClassification returns an accumulator for classes scores per sample; labeled says whether
+// NewClassification returns an accumulator for classes scores per sample. labeled is true when
 // Add receives labels.
 func NewClassification(classes int, labeled bool) *Classification {
 	return &Classification{Classes: classes, Labeled: labeled}
@@ -149,8 +149,8 @@ func (c *Classification) DropPP() float64 {
 	return c.Percent(c.FloatTop1 - c.Int8Top1)
 }
 
-// Argmax returns the index of the largest score; ties go to the lowest index, as in NumPy and
-// PyTorch. NaN scores are never the largest.
+// Argmax returns the index of the largest score. Ties go to the lowest index, as numpy.argmax
+// documents, and NaN scores are never the largest.
 func Argmax(scores []float32) int {
 	best := 0
 	for i, v := range scores {

@@ -7,10 +7,10 @@ import (
 	"text/tabwriter"
 )
 
-// Report is the comparison of a float model and its quantized form on one data set. Accuracy
-// fields are percentages and are nil without labels; the top-5 fields are nil unless the
-// model has more than five classes; the timing fields are nil when timing is off. Its JSON
-// form is what qtool eval --json prints.
+// Report is the comparison of a float model and its quantized form on one data set, and its
+// JSON form is what qtool eval --json prints. Accuracy fields are percentages and are nil
+// without labels. The top-5 fields are nil unless the model has more than five classes, and
+// the timing fields are nil when timing is off.
 type Report struct {
 	Samples   int      `json:"samples"`
 	Classes   int      `json:"classes"`

@@ -27,8 +27,11 @@ func newConvKernel(q *format.QModel, n *node) (kernel, error) {
 		return nil, fmt.Errorf("input %q has shape %v; conv2d needs [N, C, H, W]", in.name, in.shape)
 	}
 	w, ok := q.Arrays[qn.Weight]
-	if !ok || w == nil || len(w.Shape) != 4 {
-		return nil, fmt.Errorf("weight array %q must exist and have shape [out, in/groups, kh, kw]", qn.Weight)
+	if !ok || w == nil {
+		return nil, fmt.Errorf("weight array %q is missing from the model", qn.Weight)
+	}
+	if len(w.Shape) != 4 {
+		return nil, fmt.Errorf("weight array %q has shape %v; expected [out, in/groups, kh, kw]", qn.Weight, w.Shape)
 	}
 
 	s := gemm.ConvShape{
@@ -77,7 +80,7 @@ type linearKernel struct {
 	inLen, outLen int
 }
 
-// newLinearKernel builds a linear node; the headroom check is the one of newConvKernel with
+// newLinearKernel builds a linear node. Its headroom check is the one of newConvKernel with
 // depth = in_features.
 func newLinearKernel(q *format.QModel, n *node) (kernel, error) {
 	in, out, qn := n.inputs[0], n.output, n.q
@@ -85,8 +88,11 @@ func newLinearKernel(q *format.QModel, n *node) (kernel, error) {
 		return nil, fmt.Errorf("input %q has shape %v; linear needs [N, features] (insert a flatten node)", in.name, in.shape)
 	}
 	w, ok := q.Arrays[qn.Weight]
-	if !ok || w == nil || len(w.Shape) != 2 || w.Shape[1] != in.c {
-		return nil, fmt.Errorf("weight array %q must exist and have shape [out, %d]", qn.Weight, in.c)
+	if !ok || w == nil {
+		return nil, fmt.Errorf("weight array %q is missing from the model", qn.Weight)
+	}
+	if len(w.Shape) != 2 || w.Shape[1] != in.c {
+		return nil, fmt.Errorf("weight array %q has shape %v; expected [out, %d] for input %q", qn.Weight, w.Shape, in.c, in.name)
 	}
 	outFeatures := w.Shape[0]
 	if err := checkShape(out, []int{1, outFeatures}); err != nil {

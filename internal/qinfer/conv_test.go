@@ -65,7 +65,7 @@ func (c convCase) outW() int {
 	return (c.w+c.padding[1]+c.padding[3]-c.dilation[1]*(c.kw-1)-1)/c.stride[1] + 1
 }
 
-// inBounds returns the input row and column of tap (ky, kx) of output pixel (oy, ox), and
+// tap returns the input row and column of tap (ky, kx) of output pixel (oy, ox), and
 // whether it lies inside the image.
 func (c convCase) tap(oy, ox, ky, kx int) (iy, ix int, ok bool) {
 	iy = oy*c.stride[0] - c.padding[0] + ky*c.dilation[0]

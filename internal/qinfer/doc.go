@@ -3,9 +3,9 @@
 // # Overview
 //
 // New checks every node of the model against the arithmetic contract in internal/format's
-// qmodel.go and prepares it once: conv2d and linear weights are packed by internal/gemm, which
-// also folds Bias[c] - z_in * sum_k W[c][k] into each channel's start value and rejects a layer
-// whose int32 accumulator could overflow. Run quantizes each float input once (affine.Params.
+// qmodel.go and prepares it once. internal/gemm packs the conv2d and linear weights, folds
+// Bias[c] - z_in * sum_k W[c][k] into each channel's start value, and rejects a layer whose
+// int32 accumulator could overflow. Run quantizes each float input once (affine.Params.
 // Quantize: round half to even, then clamp), runs every node on integers, and dequantizes the
 // graph outputs once. Between those two steps no floating-point operation touches the data,
 // except in nodes with Float set, which dequantize their inputs, run the float op with

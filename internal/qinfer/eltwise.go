@@ -28,10 +28,9 @@ type addKernel struct {
 	sampleLen       int
 }
 
-// newAddKernel checks the shapes and arrays of an add node and its int32 headroom: the shifted
-// differences and the sum a' + b' must fit int32 for every input integer, which
-// newAddKernel checks exactly by evaluating MBQM at both ends of each input range. With 8-bit
-// inputs, AddLeftShift 20 and input multipliers of at most 1/2, as the quantize pass chooses,
+// newAddKernel checks the shapes and arrays of an add node and its int32 headroom. The shifted
+// differences and the sum a' + b' must fit int32 for every input integer, and evaluating MBQM
+// at both ends of each input range checks that exactly. With 8-bit inputs, AddLeftShift 20 and input multipliers of at most 1/2, as the quantize pass chooses,
 // |a - z_a| * 2^20 <= 255 * 2^20 < 2^28 and |a' + b'| < 2^28.
 func newAddKernel(q *format.QModel, n *node) (kernel, error) {
 	a, b, out := n.inputs[0], n.inputs[1], n.output

@@ -12,8 +12,8 @@ import (
 
 // Options configure an Executor.
 type Options struct {
-	// Threads bounds the goroutines of each Run; 0 or less means runtime.NumCPU(). The results
-	// are the same for every value.
+	// Threads bounds the goroutines of each Run, and 0 or less means runtime.NumCPU(). The
+	// results are the same for every value.
 	Threads int
 }
 
@@ -37,7 +37,7 @@ type Executor struct {
 type tensorInfo struct {
 	name  string
 	shape []int // [1, C, H, W] or [1, C], as in the QTensor
-	// c, h and w are the NHWC geometry of one sample; h = w = 1 for a rank-2 tensor.
+	// c, h and w are the NHWC geometry of one sample, with h = w = 1 for a rank-2 tensor.
 	c, h, w int
 	params  affine.Params // in the tensor's own integer domain
 	// offset is added to each integer to store it as a byte: 128 for int8, 0 for uint8.

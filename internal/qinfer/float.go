@@ -1,6 +1,7 @@
 package qinfer
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -10,9 +11,9 @@ import (
 	"github.com/qtool-dev/qtool/internal/tensor"
 )
 
-// floatKernel runs a node that was kept in float (--exclude): it dequantizes the inputs, runs
-// the op with internal/infer on a one-node graph, so the arithmetic is the float executor's,
-// and quantizes the output with the output's parameters (round half to even, then clamp).
+// floatKernel runs a node that was kept in float (--exclude). It dequantizes the inputs and runs
+// the op with internal/infer on a one-node graph, so the arithmetic is the float executor's.
+// Then it quantizes the output with the output's parameters (round half to even, then clamp).
 type floatKernel struct {
 	model  *graph.Model
 	inputs []*tensorInfo
@@ -55,7 +56,7 @@ func newFloatKernel(q *format.QModel, n *node) (kernel, error) {
 
 	if op == graph.OpClip {
 		if qn.ActMin == nil || qn.ActMax == nil {
-			return nil, fmt.Errorf("a float clip needs act_min and act_max")
+			return nil, errors.New("a float clip needs act_min and act_max")
 		}
 		gn.Attrs.Min, gn.Attrs.Max = *qn.ActMin, *qn.ActMax
 	}

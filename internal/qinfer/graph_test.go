@@ -183,7 +183,7 @@ func TestGraphTracksFloatModel(t *testing.T) {
 			for _, n := range m.Nodes {
 				db := sqnr(want[n.Name].Data, res.Activations[n.Name].Data)
 				t.Logf("%s: SQNR %.1f dB", n.Name, db)
-				// 8-bit quantization of one tensor gives about 40 dB; errors add up along the graph.
+				// One 8-bit tensor measures about 40 dB in these tests, and errors add up along the graph.
 				if db < 25 {
 					t.Errorf("tensor %s: SQNR %.1f dB against the float model, want at least 25 dB", n.Name, db)
 				}

@@ -17,7 +17,8 @@ import (
 // model.onnx and test_data_set_0 with serialized TensorProto inputs and the expected output,
 // which ONNX's reference computes in float with round half to even and saturation. The models
 // used here have no attributes, so every op runs with its defaults (QLinearConv: stride 1, no
-// padding, dilation 1, group 1, kernel shape from w); the test does not read model.onnx.
+// padding, dilation 1, group 1, kernel shape from w). The test therefore does not read
+// model.onnx.
 const onnxNodeTests = "/usr/share/libonnx-testdata/data/node"
 
 // loadONNXCase reads input_0.pb ... and output_0.pb of one node test, or skips the test when

@@ -12,8 +12,9 @@ import (
 )
 
 // Each test here runs one integer op on seeded random data and compares its integers with a
-// float64 reference of the same affine arithmetic: dequantize the input integers, compute in
-// float64, quantize with the output parameters (round half to even), clamp.
+// float64 reference of the same affine arithmetic. The reference dequantizes the input
+// integers, computes in float64, quantizes with the output parameters (round half to even)
+// and clamps.
 
 var bothDTypes = []bool{false, true}
 
@@ -130,8 +131,8 @@ func TestConcatMatchesFloat64(t *testing.T) {
 				shapeOf := func(c int) []int { return append([]int{n, c}, inner...) }
 				pOut := chooseParams(t, -3, 4, signed)
 
-				// Input 0 has the output's parameters and is copied; the others are rescaled,
-				// one of them from a range wider than the output's, so that it saturates.
+				// Input 0 has the output's parameters and is copied. The others are rescaled,
+				// and input 2 has a range wider than the output's, so that it saturates.
 				inputs := []quantizedInput{}
 				ranges := [][2]float32{{-3, 4}, {-1, 1}, {-5, 6}}
 				for i, c := range channels {
