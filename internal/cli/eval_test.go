@@ -389,3 +389,29 @@ func TestEvalLeNet(t *testing.T) {
 		t.Errorf("samples %d, agreement %.2f%%, drop %.2f pp; want 2000, at least 99.5%% and at most 0.3 pp", r.Samples, r.Agreement, r.DropPP)
 	}
 }
+
+func TestEvalProgressOnlyOnTerminal(t *testing.T) {
+	f := writeEvalFixture(t)
+	// Batches of 7 make the bar draw intermediate counts such as 7/40 before it is cleared.
+	run := func(terminal bool, extra ...string) string {
+		var out, errOut strings.Builder
+		code := Main(f.args(append([]string{"--batch", "7"}, extra...)...), &Streams{In: strings.NewReader(""), Out: &out, Err: &errOut, ErrIsTerminal: terminal})
+		if code != ExitOK {
+			t.Fatalf("exit code %d, stderr:\n%s", code, errOut.String())
+		}
+		if strings.Contains(out.String(), "/40") {
+			t.Errorf("the progress bar is on stdout:\n%q", out.String())
+		}
+		return errOut.String()
+	}
+
+	if got := run(true); !strings.Contains(got, "7/40") {
+		t.Errorf("no progress bar on a terminal; stderr:\n%q", got)
+	}
+	if got := run(false); strings.Contains(got, "/40") {
+		t.Errorf("a progress bar without a terminal; stderr:\n%q", got)
+	}
+	if got := run(true, "--quiet"); got != "" {
+		t.Errorf("stderr is not empty with --quiet:\n%q", got)
+	}
+}
