@@ -16,7 +16,7 @@ import (
 
 func init() { inspectQModel = runInspectQModel }
 
-// qmodelReport is what inspect prints for a .qmodel file.
+// qmodelReport describes a .qmodel file as inspect prints it.
 type qmodelReport struct {
 	File            string           `json:"file"`
 	Version         int              `json:"version"`
@@ -147,7 +147,8 @@ func nodeArrays(n *format.QNode) []string {
 	return names
 }
 
-// formatScale prints a float32 scale in its shortest form, and as 2^k when it is a power of two.
+// formatScale returns a float32 scale in its shortest form, followed by (2^k) when it is a
+// power of two.
 func formatScale(s float32) string {
 	text := strconv.FormatFloat(float64(s), 'g', -1, 32)
 	if frac, exp := math.Frexp(float64(s)); frac == 0.5 {

@@ -16,8 +16,8 @@ import (
 )
 
 // AddLeftShift is the left shift applied to both inputs of add before they are rescaled to a
-// common scale. 20 bits keep the rescaled 8-bit inputs exact to about 2^-12 of a step, and
-// (2^8 - 1) * 2^20 still fits int32 with room for the sum of two inputs.
+// common scale. The rescaled inputs keep 20 fractional bits, so each is rounded by about
+// 2^-20 of the larger input step. (2^8 - 1) * 2^20 < 2^28, so both inputs and their sum fit int32.
 const AddLeftShift = 20
 
 // Quantize returns the quantized form of m, with activation ranges from table, and a summary.

@@ -12,7 +12,6 @@ import (
 	"github.com/qtool-dev/qtool/internal/affine"
 	"github.com/qtool-dev/qtool/internal/calib"
 	"github.com/qtool-dev/qtool/internal/format"
-	"github.com/qtool-dev/qtool/internal/graph"
 	"github.com/qtool-dev/qtool/internal/quant"
 	"github.com/qtool-dev/qtool/internal/tensor"
 	"github.com/qtool-dev/qtool/internal/testutil"
@@ -492,9 +491,11 @@ func TestQuantizeExclude(t *testing.T) {
 	if !n.Float {
 		t.Fatal("the excluded layer is not marked float")
 	}
+
 	if n.Weight != "" || n.Mult != "" {
 		t.Errorf("the excluded layer names integer arrays %q and %q", n.Weight, n.Mult)
 	}
+
 	w := q.Arrays[n.FloatParams["weight"]]
 	if w == nil || w.DType != format.DTypeF32 {
 		t.Fatalf("float weight array %v, want F32", w)
@@ -505,6 +506,7 @@ func TestQuantizeExclude(t *testing.T) {
 	if _, ok := n.FloatParams["bias"]; ok {
 		t.Errorf("a layer without bias got a float bias")
 	}
+
 	if n.ActMin == nil || *n.ActMin != 0 || n.ActMax != nil {
 		t.Errorf("act bounds %v %v, want min 0 and no max for relu", n.ActMin, n.ActMax)
 	}
@@ -514,6 +516,7 @@ func TestQuantizeExclude(t *testing.T) {
 	if slices.Contains(sum.QuantizedLayers, "conv_b") {
 		t.Errorf("quantized layers %v include the excluded one", sum.QuantizedLayers)
 	}
+
 	if _, err := format.EncodeQModel(q); err != nil {
 		t.Errorf("the model with a float layer does not encode: %v", err)
 	}
@@ -691,5 +694,3 @@ func TestQuantizeMethodRecorded(t *testing.T) {
 		t.Errorf("source hash %q, want the model's %q", q.SourceHash, m.Hash())
 	}
 }
-
-var _ = graph.OpAdd
