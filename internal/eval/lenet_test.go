@@ -50,9 +50,17 @@ func TestLeNetEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	for _, act := range []quant.ActivationType{quant.Uint8, quant.Int8} {
-		t.Run(string(act), func(t *testing.T) {
-			q, _, err := quant.Quantize(fused, table, quant.Options{Activations: act})
+	cases := []struct {
+		name string
+		opt  quant.Options
+	}{
+		{"uint8", quant.Options{Activations: quant.Uint8}},
+		{"int8", quant.Options{Activations: quant.Int8}},
+		{"uint8 with fc2 in float", quant.Options{Activations: quant.Uint8, Exclude: []string{"fc2"}}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q, _, err := quant.Quantize(fused, table, tc.opt)
 			if err != nil {
 				t.Fatal(err)
 			}
