@@ -270,3 +270,45 @@ func TestRunRejectsBadInputs(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentRunsAgree runs one Executor from several goroutines, as its documentation
+// allows; go test -race checks that they share no mutable state.
+func TestConcurrentRunsAgree(t *testing.T) {
+	rng := rand.New(rand.NewPCG(24, 1))
+	m := testGraph(t, rng)
+	x := randomTensor(rng, -1, 1, 5, 3, 12, 12)
+	feeds := map[string]*tensor.Tensor{"x": x}
+	q := quantizeGraph(t, m, feeds, true, map[string]bool{"pw": true})
+	e, err := New(q, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := e.Run(feeds, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	results := make(chan *Result, 4)
+	for range 4 {
+		go func() {
+			res, err := e.Run(feeds, true)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- res
+		}()
+	}
+	for range 4 {
+		res := <-results
+		if res == nil {
+			continue
+		}
+		for name, out := range want.Outputs {
+			for i, v := range res.Outputs[name].Data {
+				if math.Float32bits(v) != math.Float32bits(out.Data[i]) {
+					t.Fatalf("output %s element %d differs between concurrent runs", name, i)
+				}
+			}
+		}
+	}
+}
