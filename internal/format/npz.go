@@ -3,11 +3,14 @@ package format
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/qtool-dev/qtool/internal/tensor"
 )
 
 // MaxMemberBytes bounds the uncompressed size of one NPZ member (8 GiB).
@@ -18,6 +21,7 @@ const MaxMemberBytes = 8 << 30
 type NPZ struct {
 	path    string
 	file    *os.File
+	size    int64 // of the archive file, in bytes
 	zip     *zip.Reader
 	members map[string]*zip.File
 }
@@ -39,7 +43,7 @@ func OpenNPZ(path string) (*NPZ, error) {
 		return nil, fmt.Errorf("%s: not a valid NPZ (zip) archive: %v", path, err)
 	}
 
-	z := &NPZ{path: path, file: f, zip: zr, members: map[string]*zip.File{}}
+	z := &NPZ{path: path, file: f, size: st.Size(), zip: zr, members: map[string]*zip.File{}}
 	for _, m := range zr.File {
 		key := strings.TrimSuffix(m.Name, ".npy")
 		if _, dup := z.members[key]; dup {
@@ -71,6 +75,12 @@ func (z *NPZ) Has(key string) bool {
 }
 
 // Read decodes the member key (with or without its .npy suffix). Errors name the archive and member.
+//
+// The sizes in a zip directory and in an NPY header are only claims, so Read allocates memory
+// as data arrives. It parses the NPY header from the member's stream and checks that the data
+// the header declares fits in the member's declared size. It then reads the data into a buffer
+// that grows with the bytes actually decompressed. A small archive that claims gigabytes fails
+// when its stream ends, having allocated about as much as it contained.
 func (z *NPZ) Read(key string) (*Array, error) {
 	key = strings.TrimSuffix(key, ".npy")
 	m, ok := z.members[key]
@@ -80,18 +90,36 @@ func (z *NPZ) Read(key string) (*Array, error) {
 	if m.UncompressedSize64 > MaxMemberBytes {
 		return nil, fmt.Errorf("%s: member %q claims %d bytes, more than the limit of %d", z.path, m.Name, m.UncompressedSize64, int64(MaxMemberBytes))
 	}
+	declared := int64(m.UncompressedSize64)
 
 	rc, err := m.Open()
 	if err != nil {
 		return nil, fmt.Errorf("%s: member %q: %v", z.path, m.Name, err)
 	}
 	defer rc.Close()
+
+	h, err := ParseNPYHeader(rc, declared)
+	if err != nil {
+		return nil, fmt.Errorf("%s: member %q: %w", z.path, m.Name, err)
+	}
+
+	// The first allocation is at most the archive's size, and the buffer doubles as data arrives.
 	var buf bytes.Buffer
-	buf.Grow(int(m.UncompressedSize64))
-	if _, err := io.Copy(&buf, io.LimitReader(rc, int64(m.UncompressedSize64)+1)); err != nil {
+	buf.Grow(int(min(h.DataBytes, z.size)))
+	_, err = io.CopyN(&buf, rc, h.DataBytes)
+	if err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, fmt.Errorf("%s: member %q is truncated: shape %s of %s needs %d data bytes, but the member ends after fewer",
+				z.path, m.Name, tensor.ShapeString(h.Shape), h.DType, h.DataBytes)
+		}
 		return nil, fmt.Errorf("%s: member %q is corrupt: %v", z.path, m.Name, err)
 	}
-	a, err := DecodeNPY(buf.Bytes())
+	// Reading to the end makes archive/zip compare the length and the CRC-32 with the directory.
+	if _, err := io.Copy(io.Discard, rc); err != nil {
+		return nil, fmt.Errorf("%s: member %q is corrupt: %v", z.path, m.Name, err)
+	}
+
+	a, err := decodeData(h, buf.Bytes())
 	if err != nil {
 		return nil, fmt.Errorf("%s: member %q: %w", z.path, m.Name, err)
 	}
