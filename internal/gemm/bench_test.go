@@ -17,10 +17,11 @@ type cpuClock struct{ start float64 }
 
 func startCPUClock() cpuClock { return cpuClock{start: processCPUSeconds()} }
 
-// reportGOPS reports the throughput of b.N runs of ops operations each:
-// GOPS over wall time, its percentage of peakGOPSPerCore times the thread
-// count, and cpuGOPS over the CPU time of the whole process, which other
-// processes on a loaded machine do not inflate.
+// reportGOPS reports the throughput of b.N runs of ops operations each.
+// GOPS is over wall time and %peak its percentage of peakGOPSPerCore times
+// the thread count. cpuGOPS is over the CPU time of the whole process,
+// including the polling of idle workers, so other processes on a loaded
+// machine lower it less than GOPS.
 func reportGOPS(b *testing.B, clock cpuClock, ops float64, threads int) {
 	total := ops * float64(b.N)
 	gops := total / b.Elapsed().Seconds() / 1e9

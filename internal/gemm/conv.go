@@ -51,8 +51,9 @@ type Conv struct {
 	groupWidth  int     // output channels per group padded to whole blocks
 	accRowWidth int     // int32 values per accumulator scratch row
 
-	// depthwise kernels: weights packed per channel block; tailWeights and
-	// tailStart cover channels that no vector block covers (AVX2 only).
+	// channelBlocks is the number of channel blocks of the depthwise
+	// kernels. On AVX2, tailWeights and tailStart cover the channels past
+	// the last whole block of 16, which Go computes.
 	channelBlocks int
 	tailWeights   []int8
 	tailStart     []int32
@@ -68,7 +69,7 @@ type panelBlock struct {
 	offset                int // element offset within the group's packed weights
 }
 
-// requantParams holds the epilogue in the per-channel arrays that the
+// requantParams contains the epilogue as the per-channel arrays that the
 // requantization routines read. Each array has requantSlack zero entries past
 // OutC so that full-vector reads at the end stay inside it.
 type requantParams struct {

@@ -13,10 +13,11 @@ func withShape(s ConvShape, edit func(*ConvShape)) ConvShape {
 	return s
 }
 
-// pathTestShapes covers every layout decision of the kernels: K of 1, odd,
-// not a multiple of 4 or 64; output channels not a multiple of the block
-// widths; pixel counts not a multiple of the tile height; strides,
-// dilations, asymmetric padding, groups, depthwise and batches.
+// pathTestShapes covers every layout decision of the kernels. K is 1, odd,
+// or not a multiple of 4 or 64. Output channel counts are not multiples of
+// the block widths, and pixel counts not multiples of the tile height.
+// Further shapes have strides, dilations, asymmetric padding, groups,
+// depthwise channels and batches.
 var pathTestShapes = []struct {
 	name  string
 	shape ConvShape
@@ -95,9 +96,9 @@ func TestConvLowWeightBits(t *testing.T) {
 }
 
 // TestConvExtremeValues sets every input and weight to the ends of their
-// ranges, for input zero points 0, 128 and 255, with biases that push the
-// folded start value Bias - InZeroPoint*sum(w) past the int32 range while the
-// final accumulator stays inside it.
+// ranges, for input zero points 0, 128 and 255. The biases push the folded
+// start value Bias - InZeroPoint*sum(w) past the int32 range while the final
+// accumulator stays inside it.
 func TestConvExtremeValues(t *testing.T) {
 	shapes := []ConvShape{
 		conv2D(5, 7, 64, 64, 3, 1),

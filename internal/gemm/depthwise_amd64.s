@@ -3,14 +3,13 @@
 #include "textflag.h"
 #include "go_asm.h"
 
-// tapPointer sets reg to a + offset for the int32 offset at off(SI), or to
-// zeroRow when the offset is negative. It clobbers AX.
+// tapPointer sets reg to R11 + offset for the int32 offset at off(SI), or to
+// R13 (the zero row) when the offset is negative. It clobbers AX.
 #define tapPointer(off, reg) \
 	MOVLQSX off(SI), AX \
-	MOVQ    depthwiseArgs_a(DI), reg \
-	ADDQ    AX, reg \
+	LEAQ    (R11)(AX*1), reg \
 	TESTQ   AX, AX \
-	CMOVQLT depthwiseArgs_zeroRow(DI), reg
+	CMOVQLT R13, reg
 
 // func depthwiseVNNI(args *depthwiseArgs)
 //
@@ -18,49 +17,49 @@
 // loaded as 4 vectors of 64 channels (masked to the channel count), and
 // byte then word unpacks interleave them into 4 vectors whose dword lanes
 // hold one channel's 4 tap values, in the order of depthwiseVNNIChannel.
-// VPDPBUSD multiplies them with the packed weights. A lane transpose puts
-// the 4 accumulators back in channel order before they are stored.
+// VPDPBUSD multiplies them with the packed weights ([block][quad][4][64]).
+// A lane transpose puts the 4 accumulators back in channel order before
+// they are stored.
 //
 // Registers: DI args, R8 the pixel's offsets, R9 the pixel's accumulator
-// row, R10 pixels left, R11 block index, R12 weights, R13 start values,
-// CX block*64, DX quads left, SI tap offsets of the quad, BX the current
-// tap pointer; K1 the channel mask.
+// row, R10 pixels left, R11 the input image, R12 weights, R13 the zero row,
+// CX the block's first channel, DX quads left, SI tap offsets of the quad,
+// AX and BX temporaries; K1 the channel mask.
 TEXT ·depthwiseVNNI(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
 	MOVQ depthwiseArgs_offsets(DI), R8
 	MOVQ depthwiseArgs_acc(DI), R9
 	MOVQ depthwiseArgs_pixels(DI), R10
+	MOVQ depthwiseArgs_a(DI), R11
+	MOVQ depthwiseArgs_zeroRow(DI), R13
 
 pixel:
-	XORQ R11, R11
+	XORQ CX, CX
 	MOVQ depthwiseArgs_w(DI), R12
-	MOVQ depthwiseArgs_start(DI), R13
 
 block:
 	// K1 selects the channels of this block that exist: all 64, or the
-	// low channels - block*64 bits of the last block.
-	MOVQ  R11, CX
-	SHLQ  $6, CX
-	MOVQ  depthwiseArgs_channels(DI), AX
-	SUBQ  CX, AX
-	MOVQ  $-1, BX
-	CMPQ  AX, $64
-	JGE   fullmask
-	MOVQ  CX, DX
-	MOVQ  AX, CX
-	MOVQ  $1, BX
-	SHLQ  CX, BX
-	DECQ  BX
-	MOVQ  DX, CX
+	// low channels - CX bits of the last block.
+	MOVQ depthwiseArgs_channels(DI), AX
+	SUBQ CX, AX
+	MOVQ $-1, BX
+	CMPQ AX, $64
+	JGE  fullmask
+	MOVQ CX, DX
+	MOVQ AX, CX
+	MOVQ $1, BX
+	SHLQ CX, BX
+	DECQ BX
+	MOVQ DX, CX
 
 fullmask:
 	KMOVQ BX, K1
 
-	VMOVDQU32 0(R13), Z0
-	VMOVDQU32 64(R13), Z1
-	VMOVDQU32 128(R13), Z2
-	VMOVDQU32 192(R13), Z3
-	ADDQ      $256, R13
+	MOVQ      depthwiseArgs_start(DI), AX
+	VMOVDQU32 0(AX)(CX*4), Z0
+	VMOVDQU32 64(AX)(CX*4), Z1
+	VMOVDQU32 128(AX)(CX*4), Z2
+	VMOVDQU32 192(AX)(CX*4), Z3
 
 	MOVQ R8, SI
 	MOVQ depthwiseArgs_tapSlots(DI), DX
@@ -112,8 +111,8 @@ quad:
 	VMOVDQU32  Z14, 128(R9)(CX*4)
 	VMOVDQU32  Z15, 192(R9)(CX*4)
 
-	INCQ R11
-	CMPQ R11, depthwiseArgs_blocks(DI)
+	ADDQ $64, CX
+	CMPQ CX, depthwiseArgs_channels(DI)
 	JLT  block
 
 	MOVQ depthwiseArgs_tapSlots(DI), AX
@@ -126,71 +125,130 @@ quad:
 	VZEROUPPER
 	RET
 
+// depthwiseAVX2Block multiplies one pair of taps, widened from the 16
+// channels at off(BX) and off(R10), with the packed int16 weights at
+// woff(R12) and adds the products into the accumulators acc0 and acc1.
+// Word unpacks interleave the taps so that each dword lane holds one
+// channel's 2 tap values in the order of depthwiseAVX2Channel; VPMADDWD adds
+// each product pair into an int32 lane, which 255*127*2 = 64,770 cannot
+// overflow.
+#define depthwiseAVX2Block(off, woff, acc0, acc1) \
+	VPMOVZXBW  off(BX)(CX*1), Y8 \
+	VPMOVZXBW  off(R10)(CX*1), Y9 \
+	VPUNPCKLWD Y9, Y8, Y10 \
+	VPUNPCKHWD Y9, Y8, Y11 \
+	VPMADDWD   woff(R12), Y10, Y10 \
+	VPADDD     Y10, acc0, acc0 \
+	VPMADDWD   woff+32(R12), Y11, Y11 \
+	VPADDD     Y11, acc1, acc1
+
+// depthwiseAVX2Store stores acc0 (channels 0-3 | 8-11 of a block) and acc1
+// (channels 4-7 | 12-15) in channel order at off(R9)(CX*4).
+#define depthwiseAVX2Store(off, acc0, acc1) \
+	VPERM2I128 $0x20, acc1, acc0, Y12 \
+	VMOVDQU    Y12, off(R9)(CX*4) \
+	VPERM2I128 $0x31, acc1, acc0, Y13 \
+	VMOVDQU    Y13, off+32(R9)(CX*4)
+
 // func depthwiseAVX2(args *depthwiseArgs)
 //
-// For each pixel and each block of 16 channels, each pair of tap slots is
-// loaded as 2 vectors of 16 channels widened to int16, and word unpacks
-// interleave them into 2 vectors whose dword lanes hold one channel's 2 tap
-// values, in the order of depthwiseAVX2Channel. VPMADDWD multiplies them with
-// the packed int16 weights and adds each pair into an int32 lane, which
-// 255*127*2 = 64,770 cannot overflow. Only whole blocks are computed.
+// For each pixel, each pair of tap slots multiplies 4 blocks of 16
+// channels at a time (8 accumulators), then the remaining blocks one at a
+// time. Only whole blocks are computed. The weights are packed
+// [pair][block][2][16], so the blocks of one pair are adjacent and
+// weightStride bytes separate the pairs.
 //
 // Registers: DI args, R8 the pixel's offsets, R9 the pixel's accumulator
-// row, R10 pixels left, R11 block index, R12 weights, R13 start values,
-// CX block*16, DX pairs left, SI tap offsets of the pair.
+// row, R11 the input image, R12 weights, R13 the zero row, CX the first
+// channel of the current blocks, DX pairs left, SI tap offsets of the pair,
+// BX and R10 the two tap pointers, AX a temporary. The pixel count is
+// decremented in args.
 TEXT ·depthwiseAVX2(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
 	MOVQ depthwiseArgs_offsets(DI), R8
 	MOVQ depthwiseArgs_acc(DI), R9
-	MOVQ depthwiseArgs_pixels(DI), R10
+	MOVQ depthwiseArgs_a(DI), R11
+	MOVQ depthwiseArgs_zeroRow(DI), R13
 
 pixel:
-	XORQ R11, R11
+	XORQ CX, CX
+
+wide:
+	MOVQ depthwiseArgs_channels(DI), AX
+	SUBQ CX, AX
+	CMPQ AX, $64
+	JLT  narrow
+
+	MOVQ    depthwiseArgs_start(DI), AX
+	VMOVDQU 0(AX)(CX*4), Y0
+	VMOVDQU 32(AX)(CX*4), Y1
+	VMOVDQU 64(AX)(CX*4), Y2
+	VMOVDQU 96(AX)(CX*4), Y3
+	VMOVDQU 128(AX)(CX*4), Y4
+	VMOVDQU 160(AX)(CX*4), Y5
+	VMOVDQU 192(AX)(CX*4), Y6
+	VMOVDQU 224(AX)(CX*4), Y7
+
 	MOVQ depthwiseArgs_w(DI), R12
-	MOVQ depthwiseArgs_start(DI), R13
-
-block:
-	MOVQ    R11, CX
-	SHLQ    $4, CX
-	VMOVDQU 0(R13), Y0
-	VMOVDQU 32(R13), Y1
-	ADDQ    $64, R13
-
+	LEAQ (R12)(CX*4), R12
 	MOVQ R8, SI
 	MOVQ depthwiseArgs_tapSlots(DI), DX
 	SHRQ $1, DX
 
-pair:
+widepair:
 	tapPointer(0, BX)
-	VPMOVZXBW (BX)(CX*1), Y2
-	tapPointer(4, BX)
-	VPMOVZXBW (BX)(CX*1), Y3
-	VPUNPCKLWD Y3, Y2, Y4
-	VPUNPCKHWD Y3, Y2, Y5
-	VPMADDWD   0(R12), Y4, Y4
-	VPADDD     Y4, Y0, Y0
-	VPMADDWD   32(R12), Y5, Y5
-	VPADDD     Y5, Y1, Y1
-	ADDQ       $64, R12
-	ADDQ       $8, SI
-	DECQ       DX
-	JNZ        pair
+	tapPointer(4, R10)
+	depthwiseAVX2Block(0, 0, Y0, Y1)
+	depthwiseAVX2Block(16, 64, Y2, Y3)
+	depthwiseAVX2Block(32, 128, Y4, Y5)
+	depthwiseAVX2Block(48, 192, Y6, Y7)
+	ADDQ depthwiseArgs_weightStride(DI), R12
+	ADDQ $8, SI
+	DECQ DX
+	JNZ  widepair
 
-	// Y0 holds channels 0-3 | 8-11 and Y1 channels 4-7 | 12-15.
-	VPERM2I128 $0x20, Y1, Y0, Y6
-	VMOVDQU    Y6, 0(R9)(CX*4)
-	VPERM2I128 $0x31, Y1, Y0, Y7
-	VMOVDQU    Y7, 32(R9)(CX*4)
+	depthwiseAVX2Store(0, Y0, Y1)
+	depthwiseAVX2Store(64, Y2, Y3)
+	depthwiseAVX2Store(128, Y4, Y5)
+	depthwiseAVX2Store(192, Y6, Y7)
+	ADDQ $64, CX
+	JMP  wide
 
-	INCQ R11
-	CMPQ R11, depthwiseArgs_blocks(DI)
-	JLT  block
+narrow:
+	CMPQ AX, $16
+	JLT  pixeldone
 
+	MOVQ    depthwiseArgs_start(DI), AX
+	VMOVDQU 0(AX)(CX*4), Y0
+	VMOVDQU 32(AX)(CX*4), Y1
+
+	MOVQ depthwiseArgs_w(DI), R12
+	LEAQ (R12)(CX*4), R12
+	MOVQ R8, SI
+	MOVQ depthwiseArgs_tapSlots(DI), DX
+	SHRQ $1, DX
+
+narrowpair:
+	tapPointer(0, BX)
+	tapPointer(4, R10)
+	depthwiseAVX2Block(0, 0, Y0, Y1)
+	ADDQ depthwiseArgs_weightStride(DI), R12
+	ADDQ $8, SI
+	DECQ DX
+	JNZ  narrowpair
+
+	depthwiseAVX2Store(0, Y0, Y1)
+	ADDQ $16, CX
+	MOVQ depthwiseArgs_channels(DI), AX
+	SUBQ CX, AX
+	JMP  narrow
+
+pixeldone:
 	MOVQ depthwiseArgs_tapSlots(DI), AX
 	SHLQ $2, AX
 	ADDQ AX, R8
 	ADDQ depthwiseArgs_accStride(DI), R9
-	DECQ R10
+	DECQ depthwiseArgs_pixels(DI)
 	JNZ  pixel
 
 	VZEROUPPER

@@ -70,7 +70,7 @@ func pathSupported(p kernelPath) bool {
 // selectPath returns the fastest supported path, or the path named by a
 // non-empty forced value. A forced path that is invalid or that the CPU or
 // build cannot run falls back to the fastest supported path, and the
-// returned warning says so.
+// returned warning gives the reason.
 func selectPath(forced string) (kernelPath, string) {
 	paths := supportedPaths()
 	best := paths[len(paths)-1]

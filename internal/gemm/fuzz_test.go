@@ -22,8 +22,8 @@ func FuzzConvPaths(f *testing.F) {
 			PadTop: int(pad % 3), PadLeft: int((pad / 3) % 3), PadBottom: int((pad / 9) % 3), PadRight: int((pad / 27) % 3),
 			Groups: 1,
 		}
-		// Pick a group count that divides both channel counts, favouring
-		// depthwise when groups asks for the channel count.
+		// Use groups when it divides both channel counts, and a depthwise
+		// conv when it is a multiple of 16.
 		if g := int(groups); g > 1 {
 			if g%16 == 0 {
 				s.OutC = s.InC

@@ -35,8 +35,8 @@ func gatherRows(dst []uint8, stride int, in []uint8, base int, offsets []int32, 
 	}
 }
 
-// dotGeneric returns sum a[k]*w[k] in wrapping int32 arithmetic; the caller's
-// headroom check makes the final accumulator exact.
+// dotGeneric returns sum a[k]*w[k] in wrapping int32 arithmetic. The
+// caller's headroom check makes the final accumulator exact.
 func dotGeneric(a []uint8, w []int8) int32 {
 	w = w[:len(a)]
 	var s0, s1, s2, s3 int32

@@ -88,25 +88,25 @@ type widenArgs struct {
 func widenRowsAVX2(args *widenArgs)
 
 // depthwiseArgs is the argument block of the depthwise kernels, which
-// compute blocks*64 (VNNI) or blocks*16 (AVX2) channels of pixels output
-// pixels into acc rows in channel order:
+// compute the first `channels` channels of `pixels` output pixels into acc
+// rows in channel order:
 //
 //	acc[p][c] = start[c] + sum over tap slots t of tap(p, t)[c] * w[t][c]
 //
 // where tap(p, t) = a + offsets[p][t], or zeroRow when that offset is
 // negative. start and w are in the kernel's lane order (see pack.go).
 type depthwiseArgs struct {
-	a         unsafe.Pointer // *uint8, the input image
-	offsets   unsafe.Pointer // *int32, [pixels][tapSlots]
-	zeroRow   unsafe.Pointer // *uint8, at least channels bytes
-	w         unsafe.Pointer // *int8 (VNNI) or *int16 (AVX2)
-	start     unsafe.Pointer // *int32
-	acc       unsafe.Pointer // *int32
-	accStride int            // bytes between accumulator rows
-	pixels    int            // at least 1
-	tapSlots  int            // a positive multiple of 4 (VNNI) or 2 (AVX2)
-	channels  int            // VNNI: loads mask the last block to this count
-	blocks    int            // at least 1
+	a            unsafe.Pointer // *uint8, the input image
+	offsets      unsafe.Pointer // *int32, [pixels][tapSlots]
+	zeroRow      unsafe.Pointer // *uint8, at least channels bytes
+	w            unsafe.Pointer // *int8 (VNNI) or *int16 (AVX2)
+	start        unsafe.Pointer // *int32
+	acc          unsafe.Pointer // *int32
+	accStride    int            // bytes between accumulator rows
+	pixels       int            // at least 1; the AVX2 kernel counts it down
+	tapSlots     int            // a positive multiple of 4 (VNNI) or 2 (AVX2)
+	channels     int            // VNNI: all channels, the last block masked; AVX2: a multiple of 16
+	weightStride int            // AVX2: bytes between the weights of two tap pairs
 }
 
 //go:noescape
@@ -239,7 +239,6 @@ func (c *Conv) depthwiseVNNI(ws *workspace, in []uint8, inBase int, offsets []in
 		pixels:    rows,
 		tapSlots:  c.tapSlots,
 		channels:  c.shape.OutC,
-		blocks:    c.channelBlocks,
 	}
 	depthwiseVNNI(&args)
 }
@@ -251,17 +250,17 @@ func (c *Conv) depthwiseAVX2(ws *workspace, in []uint8, inBase int, offsets []in
 		return
 	}
 	args := depthwiseArgs{
-		a:         unsafe.Pointer(&in[inBase]),
-		offsets:   unsafe.Pointer(&offsets[0]),
-		zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
-		w:         unsafe.Pointer(&c.weights16[0]),
-		start:     unsafe.Pointer(&c.start[0]),
-		acc:       unsafe.Pointer(&ws.acc[0]),
-		accStride: c.accRowWidth * 4,
-		pixels:    rows,
-		tapSlots:  c.tapSlots,
-		channels:  c.shape.OutC,
-		blocks:    c.channelBlocks,
+		a:            unsafe.Pointer(&in[inBase]),
+		offsets:      unsafe.Pointer(&offsets[0]),
+		zeroRow:      unsafe.Pointer(&c.zeroRow[0]),
+		w:            unsafe.Pointer(&c.weights16[0]),
+		start:        unsafe.Pointer(&c.start[0]),
+		acc:          unsafe.Pointer(&ws.acc[0]),
+		accStride:    c.accRowWidth * 4,
+		pixels:       rows,
+		tapSlots:     c.tapSlots,
+		channels:     c.channelBlocks * 16,
+		weightStride: c.channelBlocks * 64,
 	}
 	depthwiseAVX2(&args)
 }

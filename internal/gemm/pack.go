@@ -99,10 +99,11 @@ func depthwiseAVX2Channel(j, e int) int {
 	return 8*(e/4) + 4*j + e%4
 }
 
-// packDepthwiseAVX2 packs depthwise weights per block of 16 channels and per
-// pair of tap slots as 2 vectors of 8 dword lanes, each lane holding one
-// channel's 2 tap weights as int16 in depthwiseAVX2Channel order. It also
-// returns the start values in the same lane order, [blocks][2][8].
+// packDepthwiseAVX2 packs depthwise weights per pair of tap slots and per
+// block of 16 channels as 2 vectors of 8 dword lanes, each lane holding one
+// channel's 2 tap weights as int16 in depthwiseAVX2Channel order:
+// [pairs][blocks][2][16]. It also returns the start values in the same lane
+// order, [blocks][2][8].
 func packDepthwiseAVX2(ordered []int8, start []int32, taps, tapSlots, blocks int) ([]int16, []int32) {
 	pairs := tapSlots / 2
 	packed := make([]int16, blocks*pairs*2*16)
@@ -115,7 +116,7 @@ func packDepthwiseAVX2(ordered []int8, start []int32, taps, tapSlots, blocks int
 				for p := 0; p < pairs; p++ {
 					for i := 0; i < 2; i++ {
 						if t := 2*p + i; t < taps {
-							packed[((b*pairs+p)*2+j)*16+e*2+i] = int16(ordered[channel*taps+t])
+							packed[((p*blocks+b)*2+j)*16+e*2+i] = int16(ordered[channel*taps+t])
 						}
 					}
 				}

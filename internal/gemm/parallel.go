@@ -95,9 +95,9 @@ type poolWorker struct {
 	wake     chan struct{}
 }
 
-// submit hands t to the worker and wakes it if it is parked. A worker that
-// sets sleeping checks task again before it blocks, so either it sees t or
-// submit sees sleeping and sends the wake-up.
+// submit hands t to the worker and wakes it if it is parked. A worker loads
+// task again after it sets sleeping and before it blocks, so either the
+// worker finds t or submit finds sleeping set and sends the wake-up.
 func (w *poolWorker) submit(t *poolTask) {
 	w.task.Store(t)
 	if w.sleeping.Load() {

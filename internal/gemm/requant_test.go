@@ -151,7 +151,7 @@ func ExampleNewConv() {
 	out := make([]uint8, s.Batch*s.OutH()*s.OutW()*s.OutC)
 	conv.Run(in, out, 2)
 
-	// A corner pixel sees 4 of 9 taps: 4 taps * 8 channels * 2 = 64, times
+	// A corner pixel reads 4 of 9 taps: 4 taps * 8 channels * 2 = 64, times
 	// 0.125 is 8, plus the zero point 10. An inner pixel: 144 * 0.125 + 10.
 	fmt.Println(out[0], out[5*s.OutC])
 	// Output: 18 28

@@ -164,7 +164,9 @@ func (c *Conv) runDepthwiseChunk(ws *workspace, in, out []uint8, acc []int32, im
 		c.depthwiseVNNI(ws, in, inBase, offsets, rows)
 	case pathAVX2:
 		c.depthwiseAVX2(ws, in, inBase, offsets, rows)
-		c.depthwiseGenericChannels(ws, in, inBase, offsets, rows, c.channelBlocks*16, c.tailWeights, c.tailStart)
+		if tail := c.channelBlocks * 16; tail < c.shape.OutC {
+			c.depthwiseGenericChannels(ws, in, inBase, offsets, rows, tail, c.tailWeights, c.tailStart)
+		}
 	default:
 		c.depthwiseGenericChannels(ws, in, inBase, offsets, rows, 0, c.weights8, c.start)
 	}

@@ -1,0 +1,66 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// 12 accumulators hide the latency of VPDPBUSD at 2 per cycle.
+TEXT ·vpdpbusdLoop(SB), NOSPLIT, $0-8
+	MOVQ   iterations+0(FP), CX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+
+dploop:
+	VPDPBUSD Z30, Z31, Z0
+	VPDPBUSD Z30, Z31, Z1
+	VPDPBUSD Z30, Z31, Z2
+	VPDPBUSD Z30, Z31, Z3
+	VPDPBUSD Z30, Z31, Z4
+	VPDPBUSD Z30, Z31, Z5
+	VPDPBUSD Z30, Z31, Z6
+	VPDPBUSD Z30, Z31, Z7
+	VPDPBUSD Z30, Z31, Z8
+	VPDPBUSD Z30, Z31, Z9
+	VPDPBUSD Z30, Z31, Z10
+	VPDPBUSD Z30, Z31, Z11
+	DECQ     CX
+	JNZ      dploop
+	VZEROUPPER
+	RET
+
+// Two product registers alternate so that each VPMADDWD and its VPADDD form
+// a short chain, as in the AVX2 GEMM kernel.
+TEXT ·vpmaddwdLoop(SB), NOSPLIT, $0-8
+	MOVQ  iterations+0(FP), CX
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+
+maddloop:
+	VPMADDWD Y14, Y15, Y12
+	VPADDD   Y12, Y0, Y0
+	VPMADDWD Y14, Y15, Y13
+	VPADDD   Y13, Y1, Y1
+	VPMADDWD Y14, Y15, Y12
+	VPADDD   Y12, Y2, Y2
+	VPMADDWD Y14, Y15, Y13
+	VPADDD   Y13, Y3, Y3
+	VPMADDWD Y14, Y15, Y12
+	VPADDD   Y12, Y4, Y4
+	VPMADDWD Y14, Y15, Y13
+	VPADDD   Y13, Y5, Y5
+	DECQ     CX
+	JNZ      maddloop
+	VZEROUPPER
+	RET
