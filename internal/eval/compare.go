@@ -3,6 +3,7 @@ package eval
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/qtool-dev/qtool/internal/format"
@@ -211,10 +212,16 @@ func Compare(m *graph.Model, ex *qinfer.Executor, data Source, opt Options) (*Re
 		r.Skipped = p.skipped
 	}
 	if opt.Timing && total > 0 {
-		r.FloatMsPerImage = ptr(float64(floatTime.Microseconds()) / 1000 / float64(total))
-		r.Int8MsPerImage = ptr(float64(int8Time.Microseconds()) / 1000 / float64(total))
+		r.FloatMsPerImage = ptr(msPerImage(floatTime, total))
+		r.Int8MsPerImage = ptr(msPerImage(int8Time, total))
 	}
 	return r, nil
 }
 
 func ptr(v float64) *float64 { return &v }
+
+// msPerImage returns the wall time per image in milliseconds, rounded to 0.1 microseconds.
+func msPerImage(d time.Duration, images int) float64 {
+	ms := float64(d.Nanoseconds()) / 1e6 / float64(images)
+	return math.Round(ms*1e4) / 1e4
+}
