@@ -207,3 +207,27 @@ func TestNewConvErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConvNilBias checks that a nil Bias means a zero bias on every path.
+func TestConvNilBias(t *testing.T) {
+	c := randomCase("nil bias", conv2D(4, 5, 12, 20, 3, 1), 9, defaultOptions)
+	for i := range c.e.Bias {
+		c.e.Bias[i] = 0
+	}
+	want := make([]uint8, c.shape.outputLen())
+	if err := ReferenceConv(c.shape, c.w, c.e, c.in, want); err != nil {
+		t.Fatal(err)
+	}
+	c.e.Bias = nil
+	for _, p := range testPaths(t) {
+		conv, err := newConvPath(c.shape, c.w, c.e, p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		got := make([]uint8, c.shape.outputLen())
+		conv.Run(c.in, got, 1)
+		if i := firstDiff(got, want); i >= 0 {
+			t.Errorf("%s: output %d is %d with a nil bias, %d with a zero bias", p, i, got[i], want[i])
+		}
+	}
+}

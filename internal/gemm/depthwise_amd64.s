@@ -3,6 +3,9 @@
 #include "textflag.h"
 #include "go_asm.h"
 
+// Headroom: the sums wrap consistently in int32, and NewConv's headroom check
+// bounds every final accumulator to int32, for 8 bits by 66,311 taps.
+
 // tapPointer sets reg to R11 + offset for the int32 offset at off(SI), or to
 // R13 (the zero row) when the offset is negative. It clobbers AX.
 #define tapPointer(off, reg) \

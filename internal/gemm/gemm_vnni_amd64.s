@@ -5,6 +5,11 @@
 #include "textflag.h"
 #include "go_asm.h"
 
+// The kernels add u8*s8 products into int32 lanes that start from the
+// folded start values. Partial sums may wrap, but NewConv's headroom check
+// bounds every final accumulator to int32 (for 8 bits: depth <= 66,311 with
+// a zero bias), and wrapping addition then gives the exact result.
+
 // func gemmVNNI6x1(args *gemmArgs)
 TEXT ·gemmVNNI6x1(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI

@@ -35,8 +35,10 @@ func gatherRows(dst []uint8, stride int, in []uint8, base int, offsets []int32, 
 	}
 }
 
-// dotGeneric returns sum a[k]*w[k] in wrapping int32 arithmetic. The
-// caller's headroom check makes the final accumulator exact.
+// dotGeneric returns sum a[k]*w[k] in wrapping int32 arithmetic. Each
+// product is at most 255*128 in magnitude and the partial sums may wrap, but
+// checkHeadroom bounds the final accumulator (start value plus this sum) to
+// int32, for 8 bits by depth <= 66,311, so the wrapped sum gives it exactly.
 func dotGeneric(a []uint8, w []int8) int32 {
 	w = w[:len(a)]
 	var s0, s1, s2, s3 int32
@@ -63,6 +65,8 @@ func (c *Conv) depthwiseGenericChannels(ws *workspace, in []uint8, inBase int, o
 		for ch := firstChannel; ch < channels; ch++ {
 			accRow[ch] = start[ch-firstChannel]
 		}
+		// Headroom: taps <= 66,311 products of 255*127 for 8 bits, far more
+		// than any depthwise kernel has; checkHeadroom enforces it.
 		for t := 0; t < taps; t++ {
 			off := offsets[r*c.tapSlots+t]
 			src := c.zeroRow

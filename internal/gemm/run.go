@@ -2,11 +2,11 @@ package gemm
 
 import "fmt"
 
-// depthwiseChunk is the number of output pixels that one depthwise work item
-// computes before requantizing them together.
+// depthwiseChunk is the maximum number of output pixels that a worker
+// computes with the depthwise kernels before requantizing them together.
 const depthwiseChunk = 16
 
-// tilesPerItem is the number of GEMM tiles that one work item computes
+// tilesPerItem is the maximum number of GEMM tiles that a worker computes
 // before requantizing them together, which saves calls and parameter loads.
 const tilesPerItem = 4
 
@@ -37,21 +37,25 @@ func (c *Conv) RunAccumulators(in []uint8, acc []int32) {
 	c.run(in, nil, acc, 1)
 }
 
-// run writes either uint8 outputs to out or accumulators to acc.
+// run writes either uint8 outputs to out or accumulators to acc. The work
+// items are GEMM tiles or depthwise pixels, split evenly over the workers;
+// each worker takes its items in groups that share one requantization call.
 func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
-	perImage := ceilDiv(c.tiles, tilesPerItem)
+	perImage, group := c.tiles, tilesPerItem
 	if c.depthwise {
-		perImage = ceilDiv(c.pixels, depthwiseChunk)
+		perImage, group = c.pixels, depthwiseChunk
 	}
 	parallelFor(c.images*perImage, threads, func(lo, hi int) {
 		ws := c.newWorkspace()
-		for item := lo; item < hi; item++ {
+		for item := lo; item < hi; {
 			image, index := item/perImage, item%perImage
+			count := min(group, perImage-index, hi-item)
 			if c.depthwise {
-				c.runDepthwiseChunk(ws, in, out, acc, image, index*depthwiseChunk)
+				c.runDepthwisePixels(ws, in, out, acc, image, index, count)
 			} else {
-				c.runTiles(ws, in, out, acc, image, index*tilesPerItem)
+				c.runTiles(ws, in, out, acc, image, index, count)
 			}
+			item += count
 		}
 	})
 }
@@ -109,14 +113,14 @@ func (ws *workspace) poison() {
 	}
 }
 
-// runTiles computes up to tilesPerItem GEMM tiles of one image, starting at
-// tile first, for every group, then requantizes or copies the valid rows.
-func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, first int) {
+// runTiles computes tiles (at most tilesPerItem) GEMM tiles of one image,
+// starting at tile first, for every group, then requantizes or copies the
+// valid rows.
+func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, first, tiles int) {
 	s := c.shape
 	if poisonScratch {
 		ws.poison()
 	}
-	tiles := min(tilesPerItem, c.tiles-first)
 	tableLen := c.tapSlots * c.tileRows
 
 	for t := 0; t < tiles; t++ {
@@ -149,13 +153,12 @@ func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, firs
 	}
 }
 
-// runDepthwiseChunk computes up to depthwiseChunk output pixels of one image
-// with the depthwise kernels, starting at pixel first.
-func (c *Conv) runDepthwiseChunk(ws *workspace, in, out []uint8, acc []int32, image, first int) {
+// runDepthwisePixels computes rows (at most depthwiseChunk) output pixels of
+// one image with the depthwise kernels, starting at pixel first.
+func (c *Conv) runDepthwisePixels(ws *workspace, in, out []uint8, acc []int32, image, first, rows int) {
 	if poisonScratch {
 		ws.poison()
 	}
-	rows := min(depthwiseChunk, c.pixels-first)
 	offsets := c.offsets[first*c.tapSlots : (first+rows)*c.tapSlots]
 	inBase := image * c.imageBytes
 
