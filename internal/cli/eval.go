@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"strconv"
 
@@ -33,6 +34,10 @@ type evalOptions struct {
 	batch      int
 	limit      int
 	threads    int
+	plotDir    string
+
+	// reportPath, when set, also receives the report as JSON (qtool pipeline writes eval.json).
+	reportPath string
 }
 
 func newEvalCmd(s *Streams, g *globalOptions) *cobra.Command {
@@ -81,6 +86,7 @@ every run, whatever --batch and --threads.
 	f.IntVar(&o.batch, "batch", eval.DefaultBatch, "samples per inference; changes speed and memory, not the results")
 	f.IntVar(&o.limit, "limit", 0, "use only the first N samples (0: all)")
 	f.IntVar(&o.threads, "threads", 0, "goroutines for each model's inference (0: all cores)")
+	f.StringVar(&o.plotDir, "plot", "", "write PNG plots to this folder: a histogram of each activation with its quantized range, and per-layer SQNR (with --per-layer)")
 	return cmd
 }
 
@@ -183,6 +189,19 @@ func runEval(o *evalOptions) error {
 	}
 	if err != nil {
 		return err
+	}
+	if o.reportPath != "" {
+		if err := format.WriteFileAtomic(o.reportPath, func(w io.Writer) error { return writeJSON(w, report) }); err != nil {
+			return err
+		}
+		log.Infof("wrote %s", o.reportPath)
+	}
+	if o.plotDir != "" {
+		files, err := eval.WritePlots(o.plotDir, m, q, data, report)
+		if err != nil {
+			return err
+		}
+		log.Infof("wrote %d plots to %s", len(files), o.plotDir)
 	}
 	return o.checkGate(report)
 }
