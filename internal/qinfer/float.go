@@ -37,6 +37,10 @@ func newFloatKernel(q *format.QModel, n *node) (kernel, error) {
 		return nil, fmt.Errorf("op %q cannot run in float; float nodes support conv2d, linear, add, concat, pooling, relu, relu6, clip and flatten", qn.Op)
 	}
 
+	if err := checkFloatNode(qn); err != nil {
+		return nil, err
+	}
+
 	gn := &graph.Node{Name: qn.Name, Op: op, Inputs: qn.Inputs, Params: map[string]string{}, Attrs: floatAttrs(qn)}
 	m := &graph.Model{Name: qn.Name, Outputs: []string{qn.Name}, Nodes: []*graph.Node{gn}, Params: map[string]*tensor.Tensor{}}
 	for _, t := range n.inputs {
@@ -67,6 +71,28 @@ func newFloatKernel(q *format.QModel, n *node) (kernel, error) {
 		return nil, err
 	}
 	return &floatKernel{model: m, inputs: n.inputs, output: n.output}, nil
+}
+
+// checkFloatNode checks what graph's shape inference takes for granted: conv2d and linear have
+// a weight and at most a bias, other ops have no parameters, and pooling windows and strides
+// are at least 1.
+func checkFloatNode(qn *format.QNode) error {
+	layer := qn.Op == "conv2d" || qn.Op == "linear"
+	if _, ok := qn.FloatParams["weight"]; layer && !ok {
+		return fmt.Errorf("a float %s needs a weight in float_params", qn.Op)
+	}
+	for role := range qn.FloatParams {
+		if !layer || (role != "weight" && role != "bias") {
+			return fmt.Errorf("float_params role %q is not a parameter of %s", role, qn.Op)
+		}
+	}
+	if qn.Op == "maxpool2d" || qn.Op == "avgpool2d" {
+		a := floatAttrs(qn)
+		if a.Kernel[0] < 1 || a.Kernel[1] < 1 || a.Stride[0] < 1 || a.Stride[1] < 1 {
+			return fmt.Errorf("kernel %v and stride %v must be at least 1", a.Kernel, a.Stride)
+		}
+	}
+	return nil
 }
 
 // floatAttrs converts a QNode's attributes to the float graph's, with the float format's

@@ -17,7 +17,7 @@ import (
 //	x -> c1 (conv 3x3, relu) -> dw (depthwise, stride 2, relu6) -+-> sum (add, relu) -> cat -> mp -> ap -> clp -> gap -> flat -> fc1 (relu) -> fc2
 //	                                  `-> pw (1x1 conv, run in float) -'              ^
 //	                            dw ------------------------------------------------'   mp -> flat2 -> fc3
-func testGraph(t *testing.T, rng *rand.Rand) *graph.Model {
+func testGraph(t testing.TB, rng *rand.Rand) *graph.Model {
 	t.Helper()
 	m := &graph.Model{
 		Inputs:  []graph.Input{{Name: "x", Shape: []int{-1, 3, 12, 12}}},
@@ -72,7 +72,7 @@ var sameQuantizationOps = map[graph.Op]bool{
 // quantizeGraph is a small min/max quantize pass for the tests: activation ranges from a float
 // run on calib, per-channel int8 weights, and the multipliers of the contract. Nodes in
 // floatNodes are kept in float.
-func quantizeGraph(t *testing.T, m *graph.Model, calib map[string]*tensor.Tensor, signed bool, floatNodes map[string]bool) *format.QModel {
+func quantizeGraph(t testing.TB, m *graph.Model, calib map[string]*tensor.Tensor, signed bool, floatNodes map[string]bool) *format.QModel {
 	t.Helper()
 	values, err := infer.Run(m, calib, infer.Options{KeepAll: true})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/qtool-dev/qtool/internal/affine"
@@ -392,6 +393,56 @@ func TestFloatNodeMatchesFloat64(t *testing.T) {
 
 			res := runModel(t, q, map[string]*tensor.Tensor{"x": in.x}, 2)
 			checkWithinOneStep(t, "float conv", res.Integers["conv"].Data, quantizeReal(realOut, pOut, pOut.QMin, pOut.QMax))
+		})
+	}
+}
+
+func TestFloatAddWithOneInputIsRejected(t *testing.T) {
+	p := affine.Params{Scale: 0.1, ZeroPoint: 0, QMin: 0, QMax: 255}
+	q := newQModel()
+	addInput(q, "x", []int{1, 4}, p, false)
+	q.Nodes = append(q.Nodes, &format.QNode{Name: "sum", Op: "add", Inputs: []string{"x"}, Float: true, ClampMin: 0, ClampMax: 255})
+	addTensor(q, "sum", []int{1, 4}, p, false)
+	q.Outputs = []string{"sum"}
+
+	_, err := New(q, Options{})
+	if err == nil {
+		t.Fatal("New accepted a float add with one input")
+	}
+	if !strings.Contains(err.Error(), `node "sum" (add): has 1 inputs; expected 2`) {
+		t.Errorf("error %q does not name the node and the input count", err)
+	}
+}
+
+func TestDamagedFloatNodesAreRejected(t *testing.T) {
+	cases := []struct {
+		name string
+		node format.QNode
+		want string
+	}{
+		{"conv without weight", format.QNode{Op: "conv2d"}, "needs a weight"},
+		{"relu with a parameter", format.QNode{Op: "relu", FloatParams: map[string]string{"weight": "w"}}, `role "weight"`},
+		{"pool without kernel", format.QNode{Op: "maxpool2d"}, "at least 1"},
+		{"batchnorm", format.QNode{Op: "batchnorm"}, "cannot run in float"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := affine.Params{Scale: 0.1, ZeroPoint: 0, QMin: 0, QMax: 255}
+			q := newQModel()
+			addInput(q, "x", []int{1, 2, 4, 4}, p, false)
+			node := tc.node
+			node.Name, node.Inputs, node.Float, node.ClampMin, node.ClampMax = "f", []string{"x"}, true, 0, 255
+			q.Nodes = append(q.Nodes, &node)
+			addTensor(q, "f", []int{1, 2, 4, 4}, p, false)
+			q.Outputs = []string{"f"}
+
+			_, err := New(q, Options{})
+			if err == nil {
+				t.Fatal("New accepted the damaged float node")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q does not mention %q", err, tc.want)
+			}
 		})
 	}
 }

@@ -182,13 +182,13 @@ func (e *Executor) prepareNode(qn *format.QNode, produced map[string]bool) (*nod
 	}
 	n.output = out
 
+	if err := checkInputCount(qn); err != nil {
+		return nil, err
+	}
 	var err error
 	if qn.Float {
 		n.kernel, err = newFloatKernel(e.model, n)
 		return n, err
-	}
-	if err := checkInputCount(qn); err != nil {
-		return nil, err
 	}
 	switch qn.Op {
 	case "conv2d":
