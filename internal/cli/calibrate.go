@@ -2,8 +2,8 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"io"
+	"os"
 	"sort"
 	"text/tabwriter"
 

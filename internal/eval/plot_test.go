@@ -46,4 +46,3 @@ func TestWritePlotsWritesValidPNGs(t *testing.T) {
 		}
 	}
 }
-
