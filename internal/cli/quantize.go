@@ -140,7 +140,7 @@ func runQuantize(o *quantizeOptions) error {
 
 	q, sum, err := quant.Quantize(m, table, opt)
 	if err != nil {
-		return err
+		return fmt.Errorf("quantize %s with %s: %w", o.model, o.calib, err)
 	}
 	for _, w := range sum.WidenedChannels {
 		o.global.log.Warnf("layer %s channel %d: widened the weight scale from %g to %g so that bias %g fits int32", w.Layer, w.Channel, w.ScaleBefore, w.ScaleAfter, w.Bias)
