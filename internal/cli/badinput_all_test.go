@@ -302,9 +302,6 @@ type badInput struct {
 // must exit with the expected code, print one error line that names the file and the tensor,
 // layer or key, and leave no output or temporary file behind.
 func TestBadInputsAllCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs qtool on LeNet about 70 times")
-	}
 	fixture := buildLeNetFixture(t)
 	outside := t.TempDir()
 	writeNPZMembers(t, filepath.Join(outside, "weights.npz"), npzMembers(t, filepath.Join(fixture, lenetWeights)))
@@ -706,6 +703,8 @@ func TestBadInputsAllCommands(t *testing.T) {
 				c.setup(t, dir)
 			}
 			before := snapshot(t, dir, c.outputs)
+			// --quiet keeps status lines such as "quantizing ..." off stderr, so a command that
+			// fails after it started still prints only its error.
 			args := append(c.args(dir), "--quiet")
 
 			code, stdout, stderr := runCLI(t, args...)

@@ -27,9 +27,6 @@ func TestWriteBeyondFileSizeLimit(t *testing.T) {
 		runUnderFileSizeLimit(t, dir)
 		return
 	}
-	if testing.Short() {
-		t.Skip("builds the LeNet fixture")
-	}
 
 	fixture := buildLeNetFixture(t)
 	// fuse writes out.npz first and out.json after it, so its error names out.npz.
