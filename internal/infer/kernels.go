@@ -94,17 +94,20 @@ func batchNorm(x, mean, variance, gamma, beta *tensor.Tensor, eps float64) *tens
 	out := tensor.New(x.Shape...)
 	c := x.Shape[1]
 	inner := tensor.Size(x.Shape[2:])
+	scale := make([]float64, c)
+	shift := make([]float64, c)
+	for ch := range c {
+		scale[ch] = 1 / math.Sqrt(float64(variance.Data[ch])+eps)
+		if gamma != nil {
+			scale[ch] *= float64(gamma.Data[ch])
+		}
+		if beta != nil {
+			shift[ch] = float64(beta.Data[ch])
+		}
+	}
 	for i := range x.Data {
 		ch := (i / inner) % c
-		scale := 1 / math.Sqrt(float64(variance.Data[ch])+eps)
-		if gamma != nil {
-			scale *= float64(gamma.Data[ch])
-		}
-		shift := 0.0
-		if beta != nil {
-			shift = float64(beta.Data[ch])
-		}
-		out.Data[i] = float32((float64(x.Data[i])-float64(mean.Data[ch]))*scale + shift)
+		out.Data[i] = float32((float64(x.Data[i])-float64(mean.Data[ch]))*scale[ch] + shift[ch])
 	}
 	return out
 }
