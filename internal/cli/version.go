@@ -6,14 +6,14 @@ import (
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
+
+	"github.com/qtool-dev/qtool/internal/gemm"
 )
 
 // Version is set at build time with -ldflags "-X github.com/qtool-dev/qtool/internal/cli.Version=v1.2.3";
 // otherwise the module version from the build info is used.
 var Version = ""
 
-// kernelPath reports the integer kernel path in use; the gemm package sets it.
-var kernelPath = func() string { return "generic" }
 
 func newVersionCmd(s *Streams) *cobra.Command {
 	return &cobra.Command{
@@ -29,7 +29,7 @@ func newVersionCmd(s *Streams) *cobra.Command {
 					v = info.Main.Version
 				}
 			}
-			fmt.Fprintf(s.Out, "qtool %s\ngo %s %s/%s\nkernel %s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, kernelPath())
+			fmt.Fprintf(s.Out, "qtool %s\ngo %s %s/%s\nkernel %s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.KernelPath())
 			return nil
 		},
 	}
