@@ -386,6 +386,16 @@ func TestBadInputsAllCommands(t *testing.T) {
 			},
 			args: fuseArgs, code: ExitFailure, outputs: fuseOutputs,
 			expect: []string{lenetModel, `node "fc1"`, `"fc1.bias"`, "+Inf", "[3]"}},
+		{name: "float64 weight beyond float32",
+			setup: func(t *testing.T, dir string) {
+				editMember(t, weightsNPZ(dir), "fc2.bias", func(raw []byte) []byte {
+					data := make([]byte, 80)
+					binary.LittleEndian.PutUint64(data[8*4:], math.Float64bits(1e300))
+					return testutil.RawNPY(shapeDict("<f8", false, 10), data)
+				})
+			},
+			args: fuseArgs, code: ExitFailure, outputs: fuseOutputs,
+			expect: []string{lenetModel, `node "fc2"`, `"fc2.bias"`, "1e+300", "[4]", "float32 range"}},
 		{name: "NaN batchnorm running_var",
 			setup: func(t *testing.T, dir string) {
 				editMember(t, weightsNPZ(dir), "bn1.running_var", func(raw []byte) []byte { return setFloat32(t, raw, 2, float32(math.NaN())) })
@@ -440,6 +450,19 @@ func TestBadInputsAllCommands(t *testing.T) {
 			},
 			args: fuseArgs, code: ExitFailure, outputs: fuseOutputs,
 			expect: []string{lenetModel, `node "fc2"`, "../fc2.bias", "outside the model's folder"}},
+		{name: "param file symlinked outside",
+			setup: func(t *testing.T, dir string) {
+				weightsAsFolder(t, dir)
+				target := filepath.Join(outside, "conv1.weight.npy")
+				raw, _ := os.ReadFile(filepath.Join(dir, "params", "conv1.weight.npy"))
+				os.WriteFile(target, raw, 0o644)
+				os.Remove(filepath.Join(dir, "params", "conv1.weight.npy"))
+				if err := os.Symlink(target, filepath.Join(dir, "params", "conv1.weight.npy")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			args: fuseArgs, code: ExitFailure, outputs: fuseOutputs,
+			expect: []string{lenetModel, `node "conv1"`, "conv1.weight.npy", "outside the model's folder"}},
 		{name: "duplicate node name",
 			setup: func(t *testing.T, dir string) {
 				replaceInFile(t, filepath.Join(dir, lenetModel), `{"name": "relu2"`, `{"name": "relu1"`)
@@ -472,6 +495,14 @@ func TestBadInputsAllCommands(t *testing.T) {
 			},
 			args: calibrateData("x.npy"), code: ExitFailure, outputs: calibOutputs,
 			expect: []string{"x.npy", `input "image"`, "sample 0", "+Inf"}},
+		{name: "float64 calibration data beyond float32",
+			setup: func(t *testing.T, dir string) {
+				data := make([]byte, 8*3*784)
+				binary.LittleEndian.PutUint64(data[8*(784+5):], math.Float64bits(-1e200))
+				writeFile(t, dir, "x.npy", string(testutil.RawNPY(shapeDict("<f8", false, 3, 1, 28, 28), data)))
+			},
+			args: calibrateData("x.npy"), code: ExitFailure, outputs: calibOutputs,
+			expect: []string{"x.npy", `input "image"`, "sample 1", "-1e+200", "float32 range"}},
 		{name: "calibration data wrong shape",
 			setup: func(t *testing.T, dir string) {
 				writeFile(t, dir, "x.npy", string(testutil.RawNPY(shapeDict("|u1", false, 2, 3, 28, 28), make([]byte, 2*3*784))))

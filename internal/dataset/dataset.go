@@ -111,7 +111,11 @@ func checkArray(in graph.Input, arr *format.Array) error {
 		vals, _ := arr.Float32()
 		t := &tensor.Tensor{Shape: arr.Shape, Data: vals}
 		if i := t.FirstNonFinite(); i >= 0 {
-			return fmt.Errorf("input %q: sample %d has %v at index %v; remove or fix non-finite samples", in.Name, i/tensor.Size(arr.Shape[1:]), vals[i], tensor.Index(arr.Shape, i))
+			sample := i / tensor.Size(arr.Shape[1:])
+			if wide, ok := arr.Data.([]float64); ok && !math.IsInf(wide[i], 0) && !math.IsNaN(wide[i]) {
+				return fmt.Errorf("input %q: sample %d has %g at index %v, beyond the float32 range of about ±3.4e38; remove or fix the sample", in.Name, sample, wide[i], tensor.Index(arr.Shape, i))
+			}
+			return fmt.Errorf("input %q: sample %d has %v at index %v; remove or fix non-finite samples", in.Name, sample, vals[i], tensor.Index(arr.Shape, i))
 		}
 	case format.Uint8:
 		if in.Preprocess == nil {

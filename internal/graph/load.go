@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -372,6 +373,10 @@ func (m *Model) loadParams() error {
 		data, _ := arr.Float32()
 		t := &tensor.Tensor{Shape: arr.Shape, Data: data}
 		if i := t.FirstNonFinite(); i >= 0 {
+			if wide, ok := arr.Data.([]float64); ok && !math.IsInf(wide[i], 0) && !math.IsNaN(wide[i]) {
+				return fmt.Errorf("%s: parameter %q has %g at index %v, beyond the float32 range of about ±3.4e38; fix or retrain the model",
+					users[key], key, wide[i], tensor.Index(t.Shape, i))
+			}
 			return fmt.Errorf("%s: parameter %q has %v at index %v; fix or retrain the model, qtool cannot quantize non-finite weights",
 				users[key], key, t.Data[i], tensor.Index(t.Shape, i))
 		}
