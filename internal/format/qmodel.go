@@ -16,7 +16,8 @@ package format
 //     b' = MBQM((b - z_b) * 2^AddLeftShift, InputMult[1], InputShift[1])
 //     y  = clamp(z_out + MBQM(a' + b', Mult[0], Shift[0]), ClampMin, ClampMax)   Mult encodes 2 max(s_a, s_b) / (2^AddLeftShift s_out)
 //   concat: input i is copied when its QParams equal the output's; otherwise
-//     y = clamp(z_out + MBQM(x - z_i, InputMult[i], InputShift[i]), qmin_out, qmax_out)   encoding s_i / s_out
+//     y = clamp(z_out + MBQM((x - z_i) * 2^AddLeftShift, InputMult[i], InputShift[i]), qmin_out, qmax_out)
+//     with the multiplier encoding s_i / (s_out 2^AddLeftShift), so the result is rounded once
 //   maxpool2d: max over the in-bounds cells of the window; output QParams equal the input's.
 //   avgpool2d, global_avgpool: sum over the window (a padded cell counts as z_in when
 //     CountIncludePad), then floor((sum + floor(count/2)) / count), i.e. round half up;
@@ -41,7 +42,8 @@ type QModel struct {
 	// RequantRounding names the requantization arithmetic: "srdhm_half_away"
 	// (saturating rounding doubling high multiply, then rounding right shift, ties away from zero).
 	RequantRounding string `json:"requant_rounding"`
-	// AddLeftShift is the left shift applied to both inputs of add before rescaling (20).
+	// AddLeftShift is the left shift applied to the inputs of add and to the rescaled inputs of
+	// concat before their multiplier (20).
 	AddLeftShift int     `json:"add_left_shift"`
 	Scheme       QScheme `json:"scheme"`
 

@@ -110,13 +110,14 @@ func (k *addKernel) sample(a, b, out []uint8) {
 }
 
 // concatPart is one input of a concat: its channel count and either a plain copy or a rescale
-// y = clamp(z_out + MBQM(x - z_in, m), qmin_out, qmax_out), whose |x - z_in| <= 255 cannot
-// overflow.
+// y = clamp(z_out + MBQM((x - z_in) * 2^leftShift, m), qmin_out, qmax_out). The shifted
+// difference is at most 255 * 2^20 < 2^31 in magnitude, so it cannot overflow.
 type concatPart struct {
 	channels int
 	copy     bool
 	zero     int32 // stored domain
 	mult     affine.Multiplier
+	shift    int // AddLeftShift of the model
 }
 
 // concatKernel joins its inputs along the channel axis, which in NHWC means pixel by pixel.
@@ -162,7 +163,7 @@ func newConcatKernel(q *format.QModel, n *node) (kernel, error) {
 		lo:      out.params.QMin + out.offset, hi: out.params.QMax + out.offset,
 	}
 	for i, t := range n.inputs {
-		part := concatPart{channels: t.c, copy: t.sameQuantization(out), zero: t.params.ZeroPoint + t.offset}
+		part := concatPart{channels: t.c, copy: t.sameQuantization(out), zero: t.params.ZeroPoint + t.offset, shift: q.AddLeftShift}
 		if !part.copy {
 			part.mult = ms[i]
 		}
@@ -194,7 +195,7 @@ func (k *concatKernel) copyPart(part concatPart, src, dst []uint8, first int) {
 			continue
 		}
 		for c, x := range from {
-			y := int64(k.zeroOut) + int64(mbqm(int32(x)-part.zero, part.mult))
+			y := int64(k.zeroOut) + int64(mbqm((int32(x)-part.zero)<<part.shift, part.mult))
 			to[c] = uint8(min(max(y, int64(k.lo)), int64(k.hi)))
 		}
 	}

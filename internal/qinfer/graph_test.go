@@ -134,7 +134,7 @@ func quantizeGraph(t testing.TB, m *graph.Model, calib map[string]*tensor.Tensor
 		case n.Op == graph.OpConcat:
 			var mults []float64
 			for _, in := range n.Inputs {
-				mults = append(mults, float64(params[in].Scale)/float64(p.Scale))
+				mults = append(mults, float64(params[in].Scale)/float64(p.Scale)/float64(int64(1)<<q.AddLeftShift))
 			}
 			qn.InputMult, qn.InputShift = addMultipliers(t, q, n.Name+".input", mults)
 		}

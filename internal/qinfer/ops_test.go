@@ -155,7 +155,7 @@ func TestConcatMatchesFloat64(t *testing.T) {
 					addInput(q, name, in.x.Shape, in.p, signed)
 					node.Inputs = append(node.Inputs, name)
 					feeds[name] = in.x
-					mults = append(mults, float64(in.p.Scale)/float64(pOut.Scale))
+					mults = append(mults, float64(in.p.Scale)/float64(pOut.Scale)/float64(int64(1)<<q.AddLeftShift))
 				}
 				node.InputMult, node.InputShift = addMultipliers(t, q, "cat.input", mults)
 				q.Nodes = append(q.Nodes, node)

@@ -345,8 +345,9 @@ func (b *builder) add(n *graph.Node) error {
 	return nil
 }
 
-// concat adds a channel concatenation whose inputs are rescaled to the output's parameters by
-// s_i / s_out each.
+// concat adds a channel concatenation whose inputs are rescaled to the output's parameters:
+// each x - z_i is shifted left by AddLeftShift and multiplied by s_i / (s_out * 2^AddLeftShift),
+// so that the fixed-point product keeps 20 extra bits and the result is rounded once.
 func (b *builder) concat(n *graph.Node) error {
 	out, err := b.calibrated(n.Name)
 	if err != nil {
@@ -358,7 +359,7 @@ func (b *builder) concat(n *graph.Node) error {
 	shifts := make([]int32, len(n.Inputs))
 	for i := range n.Inputs {
 		name, p := b.inputParams(n, i)
-		m, err := b.multiplier(float64(p.Scale) / float64(out.Scale))
+		m, err := b.multiplier(float64(p.Scale) / float64(out.Scale) / (1 << AddLeftShift))
 		if err != nil {
 			return fmt.Errorf("quant: node %q (concat): input %q: %w", n.Name, name, err)
 		}

@@ -169,8 +169,10 @@ func TestQuantizeAddConcatMultipliers(t *testing.T) {
 	cat := node(t, q, "cat")
 	catMult := array[int32](t, q, cat.InputMult)
 	catShift := array[int32](t, q, cat.InputShift)
-	multiplierNear(t, "concat input 0", catMult[0], catShift[0], s("sum")/s("cat"))
-	multiplierNear(t, "concat input 1", catMult[1], catShift[1], s("r6")/s("cat"))
+	// concat shifts x - z left by AddLeftShift too, so its multipliers carry 2^-AddLeftShift.
+	shifted := math.Ldexp(1, -quant.AddLeftShift)
+	multiplierNear(t, "concat input 0", catMult[0], catShift[0], s("sum")/s("cat")*shifted)
+	multiplierNear(t, "concat input 1", catMult[1], catShift[1], s("r6")/s("cat")*shifted)
 
 	fc := node(t, q, "fc")
 	scales := array[float32](t, q, fc.WeightScale)
