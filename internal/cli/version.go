@@ -14,7 +14,6 @@ import (
 // otherwise the module version from the build info is used.
 var Version = ""
 
-
 func newVersionCmd(s *Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
