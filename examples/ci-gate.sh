@@ -3,7 +3,8 @@
 #
 #   examples/ci-gate.sh [MAX_DROP_PP] [extra qtool pipeline flags...]
 #
-# Exit status: 0 within budget, 3 over budget, 1 for any other failure (qtool's own codes).
+# Exit status: 0 within budget, 3 over budget, otherwise qtool's own code (1 for bad input or
+# I/O, 2 for a usage error).
 # QTOOL names the qtool binary (default: qtool on PATH). Run it from the repository root.
 set -u
 

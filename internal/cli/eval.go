@@ -38,6 +38,9 @@ type evalOptions struct {
 
 	// reportPath, when set, also receives the report as JSON (qtool pipeline writes eval.json).
 	reportPath string
+	// gateFlag names the budget's flag in the gate message: --max-drop, or the pipeline's
+	// --max-drop-pp.
+	gateFlag string
 }
 
 func newEvalCmd(s *Streams, g *globalOptions) *cobra.Command {
@@ -228,7 +231,11 @@ func (o *evalOptions) checkGate(r *eval.Report) error {
 	if !o.maxDrop.set || r.DropPP == nil || *r.DropPP <= o.maxDrop.value {
 		return nil
 	}
+	gateFlag := o.gateFlag
+	if gateFlag == "" {
+		gateFlag = "--max-drop"
+	}
 	return &ExitError{Code: ExitGate, Err: fmt.Errorf(
-		"quality gate failed: the int8 top-1 drop is %.2f pp (float %.2f%%, int8 %.2f%%), %.2f pp more than --max-drop %s",
-		*r.DropPP, *r.FloatTop1, *r.Int8Top1, *r.DropPP-o.maxDrop.value, o.maxDrop.String())}
+		"quality gate failed: the int8 top-1 drop is %.2f pp (float %.2f%%, int8 %.2f%%), %.2f pp more than %s %s",
+		*r.DropPP, *r.FloatTop1, *r.Int8Top1, *r.DropPP-o.maxDrop.value, gateFlag, o.maxDrop.String())}
 }

@@ -169,6 +169,7 @@ func runPipeline(o *pipelineOptions) error {
 	header("eval")
 	ev := &evalOptions{streams: o.streams, global: o.global, floatModel: fused, quantModel: qmodel, data: o.evalData,
 		labels: o.evalLabels, perLayer: o.perLayer, json: o.json, maxDrop: o.maxDrop, noTiming: o.noTiming,
-		batch: o.batch, limit: o.evalLimit, threads: o.threads, plotDir: o.plotDir, reportPath: filepath.Join(o.out, "eval.json")}
+		batch: o.batch, limit: o.evalLimit, threads: o.threads, plotDir: o.plotDir, reportPath: filepath.Join(o.out, "eval.json"),
+		gateFlag: "max_drop_pp"}
 	return runEval(ev)
 }
