@@ -211,8 +211,8 @@ func runCalibrate(o *calibrateOptions) error {
 	return nil
 }
 
-// openData opens an .npy or .npz file, or a folder of images preprocessed as the config's
-// preprocess block says.
+// openData opens an .npy or .npz file, or a folder of images that the config's preprocess
+// block describes.
 func openData(m *graph.Model, path string, g *globalOptions) (calib.Source, error) {
 	st, err := os.Stat(path)
 	if err == nil && st.IsDir() {

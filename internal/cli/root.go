@@ -225,7 +225,8 @@ func configString(val any) string {
 // configOnlyKeys are config keys without a flag (maps and nested settings).
 var configOnlyKeys = map[string]bool{"methods": true, "preprocess": true}
 
-// checkConfigKeys rejects config keys that no command knows, so a typo is not silently ignored.
+// checkConfigKeys rejects config keys that are no command's flag, so a typo is not silently
+// ignored.
 func checkConfigKeys(v *viper.Viper, cmd *cobra.Command) error {
 	known := map[string]bool{}
 	collect := func(c *cobra.Command) {

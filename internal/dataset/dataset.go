@@ -1,9 +1,9 @@
 // Package dataset reads the sample inputs and labels that calibrate and eval feed to a model:
 // an NPY array for a single-input model, or an NPZ archive keyed by input name.
 //
-// uint8 data goes through the input's declared preprocessing; float data is taken as already
-// preprocessed. Batches are cut from the arrays in order, so a run over batches of any size
-// sees the same samples in the same order.
+// uint8 data goes through the input's declared preprocessing, and float data is taken as
+// already preprocessed. Batches are cut from the arrays in order, so a run over batches of any
+// size reads the same samples in the same order.
 package dataset
 
 import (

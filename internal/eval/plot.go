@@ -29,7 +29,8 @@ const PlotSamples = 256
 // range [scale*(qmin-zero_point), scale*(qmax-zero_point)] marked; and, when the report has
 // per-layer results, a bar chart of their SQNR. It returns the files written, in order.
 func WritePlots(dir string, m *graph.Model, q *format.QModel, data Source, r *Report) (written []string, err error) {
-	// gonum/plot panics on some degenerate data ranges; a plot must never crash the report.
+	// gonum/plot v0.17 panics on some degenerate data ranges (a log axis whose minimum is 0),
+	// so a panic while drawing becomes an error instead of crashing the command.
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("eval: drawing the plots in %s failed: %v", dir, p)

@@ -50,7 +50,7 @@ type NPYHeader struct {
 	BigEndian bool
 	Fortran   bool
 	Shape     []int
-	// DataOffset is where the array data starts in the file, DataBytes its length.
+	// DataOffset is the file offset of the array data, and DataBytes its length.
 	DataOffset int64
 	DataBytes  int64
 }
@@ -298,9 +298,9 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// DecodeNPY decodes an NPY file held in memory. The header is checked by ParseNPYHeader first;
-// the data is then decoded by npyio from a canonical header, and Fortran-ordered data is
-// transposed to C order.
+// DecodeNPY decodes an NPY file held in memory. ParseNPYHeader checks the header first. Then
+// npyio decodes the data behind a canonical header, and Fortran-ordered data is transposed to
+// C order.
 func DecodeNPY(buf []byte) (*Array, error) {
 	h, err := ParseNPYHeader(bytes.NewReader(buf), int64(len(buf)))
 	if err != nil {

@@ -12,7 +12,7 @@ const FormatVersion = "qtool.float/1"
 // Model is a float model: its graph, its loaded parameters and every tensor's inferred shape.
 type Model struct {
 	Name    string
-	Weights string // where parameters live, relative to Dir: an .npz archive or a folder
+	Weights string // location of the parameters, relative to Dir: an .npz archive or a folder
 	Inputs  []Input
 	Outputs []string
 	Nodes   []*Node
@@ -82,8 +82,8 @@ type Node struct {
 	Attrs  Attrs
 }
 
-// Attrs holds the attributes of every op; each op reads the fields its table row in
-// docs/model-format.md names and leaves the rest at their zero value.
+// Attrs holds the attributes of every op. Each op reads the fields that its row in
+// docs/model-format.md names, and the other fields stay at their zero value.
 type Attrs struct {
 	Stride   [2]int // conv2d, pooling: [sh, sw]
 	Padding  [4]int // conv2d, pooling: [top, left, bottom, right]

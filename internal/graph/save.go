@@ -98,7 +98,7 @@ func (m *Model) Save(path string) error {
 }
 
 // Hash returns a SHA-256 over the model's content: the canonical graph (without the weights
-// path, which only says where the values live) and every parameter's key, shape and values.
+// path, which only gives the location of the values) and every parameter's key, shape and values.
 // Calibration tables store it so that a table made for another model is detected.
 func (m *Model) Hash() string {
 	h := sha256.New()

@@ -11,7 +11,8 @@ import (
 )
 
 // conv2D computes a grouped, strided, dilated, padded convolution through im2col and gonum's
-// SGEMM, one GEMM per sample and group so that every sample sees the same arithmetic.
+// SGEMM. It runs one GEMM per sample and group, so every sample gets the same arithmetic
+// whatever the batch size.
 // x is [N, C, H, W]; w is [O, C/groups, KH, KW].
 func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tensor {
 	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
@@ -132,8 +133,8 @@ func clampInPlace(v []float32, lo, hi float64) {
 	}
 }
 
-// pool2D visits every output cell of a pooling window over [N, C, H, W] and stores reduce's
-// result; reduce receives the in-bounds values of the window and the window's full size.
+// pool2D computes every output cell of a pooling over [N, C, H, W] with reduce. reduce receives
+// the in-bounds values of the window and the window's full size.
 func pool2D(x *tensor.Tensor, a graph.Attrs, reduce func(vals []float32, window int) float32) *tensor.Tensor {
 	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	kh, kw := a.Kernel[0], a.Kernel[1]
