@@ -57,7 +57,7 @@ var rowRegisters = [tileRows]string{"BX", "CX", "DX", "SI", "R12", "R13"}
 //	Z0..Z23   accumulators, Z(r*vectors + j) for row r, vector j
 //	Z24..Z27  the current k-quad of weights, one vector per 16 channels
 //	Z28, Z29  the broadcast 4 input bytes of a row (alternating)
-//	DI args, R8 offset table, R9 taps left, R10 kBytes, R11 weights,
+//	DI args, R8 offset table, R9 taps left, R10 kBytes - 4, R11 weights,
 //	AX byte index within the tap, BX..R13 row pointers
 func writeVNNI(b *bytes.Buffer) {
 	for vectors := 1; vectors <= 4; vectors++ {
@@ -82,6 +82,7 @@ func writeVNNI(b *bytes.Buffer) {
 		emit("MOVQ gemmArgs_w(DI), R11")
 		emit("MOVQ gemmArgs_taps(DI), R9")
 		emit("MOVQ gemmArgs_kBytes(DI), R10")
+		emit("SUBQ $4, R10")
 
 		// Per tap: row pointer = a + offset, or the zero row for offset < 0.
 		fmt.Fprintf(b, "tap:\n")
@@ -99,21 +100,34 @@ func writeVNNI(b *bytes.Buffer) {
 		// 4 input bytes and multiply-accumulate them into every vector.
 		// VPDPBUSD takes the unsigned bytes from its second operand (the
 		// broadcast input) and the signed bytes from its first (weights).
-		fmt.Fprintf(b, "quad:\n")
-		for j := 0; j < vectors; j++ {
-			emit("VMOVDQU32 %d(R11), Z%d", 64*j, 24+j)
-		}
-		for r, reg := range rowRegisters {
-			bcast := fmt.Sprintf("Z%d", 28+r%2)
-			emit("VPBROADCASTD (%s)(AX*1), %s", reg, bcast)
+		// The loop runs two quads per iteration while at least two remain
+		// (AX < kBytes - 4), then the last quad if kBytes/4 is odd.
+		quad := func(q int) {
 			for j := 0; j < vectors; j++ {
-				emit("VPDPBUSD Z%d, %s, %s", 24+j, bcast, acc(r, j))
+				emit("VMOVDQU32 %d(R11), Z%d", 64*(q*vectors+j), 24+j)
+			}
+			for r, reg := range rowRegisters {
+				bcast := fmt.Sprintf("Z%d", 28+r%2)
+				emit("VPBROADCASTD %d(%s)(AX*1), %s", 4*q, reg, bcast)
+				for j := 0; j < vectors; j++ {
+					emit("VPDPBUSD Z%d, %s, %s", 24+j, bcast, acc(r, j))
+				}
 			}
 		}
-		emit("ADDQ $%d, R11", 64*vectors)
-		emit("ADDQ $4, AX")
 		emit("CMPQ AX, R10")
-		emit("JLT quad")
+		emit("JGE lastquad")
+		fmt.Fprintf(b, "quadpair:\n")
+		quad(0)
+		quad(1)
+		emit("ADDQ $%d, R11", 128*vectors)
+		emit("ADDQ $8, AX")
+		emit("CMPQ AX, R10")
+		emit("JLT quadpair")
+		fmt.Fprintf(b, "lastquad:\n")
+		emit("JNE tapdone")
+		quad(0)
+		emit("ADDQ $%d, R11", 64*vectors)
+		fmt.Fprintf(b, "tapdone:\n")
 		emit("DECQ R9")
 		emit("JNZ tap")
 
