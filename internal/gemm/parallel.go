@@ -14,7 +14,13 @@ import (
 // across the gap starts the next layer at once.
 // NOTE: the value is a trade between latency and idle CPU; it was not tuned
 // on other machines.
-const workerSpin = 500 * time.Microsecond
+const workerSpin = 200 * time.Microsecond
+
+// callerSpin is how long parallelFor polls for the other workers to finish
+// before it blocks. Polling avoids a wake-up when the ranges end together;
+// blocking lets the OS run a worker whose thread was descheduled, which
+// polling on a fully loaded machine would only delay.
+const callerSpin = 50 * time.Microsecond
 
 // parallelFor splits [0, items) into contiguous ranges, one per worker, and
 // calls body on each range: the caller's goroutine takes the first range and
@@ -38,21 +44,41 @@ func parallelFor(items, threads int, body func(lo, hi int)) {
 		pool.workers = append(pool.workers, w)
 		go w.loop()
 	}
-	var pending atomic.Int32
-	pending.Store(int32(threads - 1))
+	done := &poolDone{signal: make(chan struct{}, 1)}
+	done.pending.Store(int32(threads - 1))
 	tasks := make([]poolTask, threads-1)
 	for i := range tasks {
 		w := i + 1
-		tasks[i] = poolTask{body: body, lo: w * items / threads, hi: (w + 1) * items / threads, pending: &pending}
+		tasks[i] = poolTask{body: body, lo: w * items / threads, hi: (w + 1) * items / threads, done: done}
 		pool.workers[i].submit(&tasks[i])
 	}
 
 	body(0, items/threads)
-	// The other ranges take about as long as this one, so wait by polling,
-	// yielding now and then in case a worker shares this thread's P.
-	for spins := 0; pending.Load() != 0; spins++ {
-		if spins%64 == 63 {
-			runtime.Gosched()
+	done.wait()
+}
+
+// poolDone counts the ranges of one parallelFor that are still running.
+type poolDone struct {
+	pending atomic.Int32
+	// signal receives one value from the worker that finishes last.
+	signal chan struct{}
+}
+
+// finish marks one range done.
+func (d *poolDone) finish() {
+	if d.pending.Add(-1) == 0 {
+		d.signal <- struct{}{}
+	}
+}
+
+// wait returns when every range is done: it polls for callerSpin, because
+// the other ranges take about as long as the caller's, then blocks.
+func (d *poolDone) wait() {
+	deadline := time.Now().Add(callerSpin)
+	for i := 1; d.pending.Load() != 0; i++ {
+		if i%256 == 0 && time.Now().After(deadline) {
+			<-d.signal
+			return
 		}
 	}
 }
@@ -83,9 +109,9 @@ var pool workerPool
 
 // poolTask is one range of a parallelFor.
 type poolTask struct {
-	body    func(lo, hi int)
-	lo, hi  int
-	pending *atomic.Int32 // decremented when the range is done
+	body   func(lo, hi int)
+	lo, hi int
+	done   *poolDone
 }
 
 // poolWorker runs the tasks submitted to it, one at a time.
@@ -112,7 +138,7 @@ func (w *poolWorker) loop() {
 	for {
 		t := w.next()
 		t.body(t.lo, t.hi)
-		t.pending.Add(-1)
+		t.done.finish()
 	}
 }
 
