@@ -727,13 +727,14 @@ func TestBadInputsAllCommands(t *testing.T) {
 			code: ExitFailure, outputs: calibOutputs, expect: []string{"none.yaml", "no such file"}},
 	}
 
-	for _, c := range cases {
+	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := testutil.CopyDir(t, fixture)
 			if c.setup != nil {
 				c.setup(t, dir)
 			}
-			before := snapshot(t, dir, c.outputs)
+			// Every second case starts with the outputs present.
+			before := snapshot(t, dir, c.outputs, i%2 == 1)
 			// --quiet keeps status lines such as "quantizing ..." off stderr, so a command that
 			// fails after it started still prints only its error.
 			args := append(c.args(dir), "--quiet")
@@ -759,15 +760,15 @@ func TestBadInputsAllCommands(t *testing.T) {
 }
 
 // snapshot returns the content of each output file, or nil for a file that does not exist.
-// Every second output that does not exist yet is created with known content first, so that
-// both "left absent" and "left unchanged" are tested.
-func snapshot(t *testing.T, dir string, outputs []string) map[string][]byte {
+// With create, it first writes known content to each output that does not exist, so that the
+// run must leave it unchanged instead of absent.
+func snapshot(t *testing.T, dir string, outputs []string, create bool) map[string][]byte {
 	t.Helper()
 	files := map[string][]byte{}
-	for i, name := range outputs {
+	for _, name := range outputs {
 		path := filepath.Join(dir, name)
 		raw, err := os.ReadFile(path)
-		if err != nil && i%2 == 1 {
+		if err != nil && create {
 			raw = []byte("previous output of " + name + "\n")
 			if err := os.WriteFile(path, raw, 0o644); err != nil {
 				t.Fatal(err)
