@@ -3,6 +3,7 @@ package calib
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -509,4 +510,32 @@ func cmpAbs(a, b float32) int {
 		return 1
 	}
 	return 0
+}
+
+func TestEntropyIgnoresExactZeros(t *testing.T) {
+	// A ReLU output: 90% exact zeros, the rest uniform in (0, 4]. Uniform data has no tail
+	// to clip, so the threshold must stay near 4; a spike of zeros in the histogram would pull
+	// it down to the narrowest candidate.
+	rng := rand.New(rand.NewPCG(11, 12))
+	values := make([]float32, 200000)
+	for i := range values {
+		if i%10 == 9 {
+			values[i] = 4 * (1 - rng.Float32())
+		}
+	}
+	obs, err := NewObserver("relu", DefaultSettings(MethodEntropy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs.Observe(values)
+	r, err := obs.Range()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Alpha != 0 || r.Beta < 3.5 {
+		t.Errorf("range [%v, %v], want [0, >= 3.5]", r.Alpha, r.Beta)
+	}
+	if r.Samples != int64(len(values)) {
+		t.Errorf("samples = %d, want %d (zeros are counted)", r.Samples, len(values))
+	}
 }

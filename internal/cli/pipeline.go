@@ -70,7 +70,7 @@ Every config key is a flag name with - written as _, and has a QTOOL_ environmen
 calib_data, QTOOL_CALIB_DATA, --calib-data. Flags win over variables, which win over the file.
 configs/example.yaml documents every key.`,
 		Example: `  qtool pipeline -c configs/lenet-mnist.yaml
-  qtool pipeline -c configs/lenet-mnist.yaml --method entropy --out out/entropy --max-drop-pp 0.5`,
+  qtool pipeline -c configs/lenet-mnist.yaml --method percentile --out out/percentile --plot out/percentile/plots`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return runPipeline(o)
