@@ -15,7 +15,7 @@ shift || true
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-"$qtool" pipeline -c configs/lenet-mnist.yaml --out "$out" --plot "" --quiet \
+"$qtool" pipeline -c configs/lenet-mnist.yaml --out "$out" --plots=false --quiet \
   --json --no-timing --max-drop-pp "$budget" "$@" >"$out/report.json"
 status=$?
 

@@ -165,3 +165,55 @@ func TestVersionPrintsKernel(t *testing.T) {
 		t.Errorf("version: code %d, output %q", code, out)
 	}
 }
+
+func TestWrongKindOfFileAsModel(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		content string
+		want    string
+	}{
+		{"qmodel", "\x28\x00\x00\x00\x00\x00\x00\x00{\"__metadata__\":{\"format\":\"qtool.qmodel\"}}", "this is a quantized .qmodel file"},
+		{"calibration table", `{"format": "qtool.calib/1", "model_hash": "x", "images": 1, "tensors": {}}`, "this is a calibration table"},
+		{"empty", "", "the file is empty"},
+		{"binary", "\x93NUMPY", "not a JSON model file (it starts with byte 0x93)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			path := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_"))
+			os.WriteFile(path, []byte(c.content), 0o644)
+			code, _, errOut := runCLI(t, "inspect", path)
+			if code != ExitFailure || !strings.Contains(errOut, c.want) || !strings.Contains(errOut, path) {
+				t.Errorf("exit code %d, stderr %q; want 1 and %q with the path", code, errOut, c.want)
+			}
+		})
+	}
+}
+
+func TestOutputPathIsAFolder(t *testing.T) {
+	path := testutil.ModelDir(t, tinyModel, tinyParams())
+	out := t.TempDir()
+	code, _, errOut := runCLI(t, "fuse", path, "-o", out+"/")
+	if code == 0 {
+		t.Fatalf("fuse to a folder succeeded: %s", errOut)
+	}
+	folder := filepath.Join(t.TempDir(), "fused.json")
+	os.Mkdir(folder, 0o755)
+	code, _, errOut = runCLI(t, "fuse", path, "-o", folder)
+	if code != ExitFailure || !strings.Contains(errOut, "it is a folder") {
+		t.Errorf("exit code %d, stderr %q; want 1 and \"it is a folder\"", code, errOut)
+	}
+}
+
+func TestPreprocessTypoInConfig(t *testing.T) {
+	root := testutil.RepoRoot(t)
+	images := t.TempDir()
+	os.WriteFile(filepath.Join(images, "a.png"), []byte("not read"), 0o644)
+	cfg := filepath.Join(t.TempDir(), "cfg.yaml")
+	os.WriteFile(cfg, []byte("preprocess:\n  scal: 0.5\n"), 0o644)
+	code, _, errOut := runCLI(t, "calibrate", "-c", cfg, filepath.Join(root, "testdata", "lenet-mnist", "model.json"),
+		"--data", images, "-o", filepath.Join(t.TempDir(), "c.json"))
+	if code != ExitUsage || !strings.Contains(errOut, "scal") {
+		t.Errorf("exit code %d, stderr %q; want 2 and the unknown key scal", code, errOut)
+	}
+}

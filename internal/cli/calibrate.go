@@ -7,6 +7,7 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
@@ -161,8 +162,11 @@ func runCalibrate(o *calibrateOptions) error {
 	if o.output == "" {
 		return usageError("calibrate needs -o: the calibration table to write")
 	}
-	if o.batch <= 0 || o.limit < 0 {
-		return usageError("--batch must be positive and --limit non-negative (got %d and %d)", o.batch, o.limit)
+	if o.batch <= 0 {
+		return usageError("--batch must be positive, got %d", o.batch)
+	}
+	if o.limit < 0 || o.threads < 0 {
+		return usageError("--limit and --threads must be 0 or more, got %d and %d", o.limit, o.threads)
 	}
 	settings, err := o.methodSettings()
 	if err != nil {
@@ -217,7 +221,8 @@ func openData(m *graph.Model, path string, g *globalOptions) (calib.Source, erro
 	st, err := os.Stat(path)
 	if err == nil && st.IsDir() {
 		var opt dataset.ImageOptions
-		if err := g.viper.UnmarshalKey("preprocess", &opt); err != nil {
+		strict := func(c *mapstructure.DecoderConfig) { c.ErrorUnused = true }
+		if err := g.viper.UnmarshalKey("preprocess", &opt, strict); err != nil {
 			return nil, usageError("config %s: preprocess: %v", g.config, err)
 		}
 		return dataset.OpenImages(m, path, opt)

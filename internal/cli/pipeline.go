@@ -47,7 +47,7 @@ type pipelineOptions struct {
 	perLayer  bool
 	noTiming  bool
 	maxDrop   percentagePoints
-	plotDir   string
+	plots     bool
 }
 
 func newPipelineCmd(s *Streams, g *globalOptions) *cobra.Command {
@@ -61,7 +61,7 @@ func newPipelineCmd(s *Streams, g *globalOptions) *cobra.Command {
   calib.json              qtool calibrate OUT/fused.json --data CALIB_DATA
   model.qmodel            qtool quantize OUT/fused.json --calib OUT/calib.json
   eval.json               qtool eval --float OUT/fused.json --quant OUT/model.qmodel --data EVAL_DATA
-  PLOT/*.png              with --plot PLOT: activation histograms and per-layer SQNR
+  plots/*.png             with --plots: activation histograms and per-layer SQNR
 
 It prints each step's summary and ends with the eval table (or, with --json, prints only the
 eval report as JSON). It exits with status 3 when the top-1 drop exceeds --max-drop-pp.
@@ -70,7 +70,7 @@ Every config key is a flag name with - written as _, and has a QTOOL_ environmen
 calib_data, QTOOL_CALIB_DATA, --calib-data. Flags win over variables, which win over the file.
 configs/example.yaml documents every key.`,
 		Example: `  qtool pipeline -c configs/lenet-mnist.yaml
-  qtool pipeline -c configs/lenet-mnist.yaml --method percentile --out out/percentile --plot out/percentile/plots`,
+  qtool pipeline -c configs/lenet-mnist.yaml --method percentile --out out/percentile --plots`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			return runPipeline(o)
@@ -104,7 +104,7 @@ configs/example.yaml documents every key.`,
 	f.BoolVar(&o.perLayer, "per-layer", true, "compare every quantized tensor with the float tensor of the same name")
 	f.BoolVar(&o.noTiming, "no-timing", false, "leave out the wall time per image")
 	f.Var(&o.maxDrop, "max-drop-pp", "accuracy budget: exit with status 3 when the top-1 drop exceeds this many percentage points")
-	f.StringVar(&o.plotDir, "plot", "", "write PNG plots to this folder: activation histograms with their quantized range, and per-layer SQNR")
+	f.BoolVar(&o.plots, "plots", false, "write PNG plots to OUT/plots: activation histograms with their quantized range, and per-layer SQNR")
 	return cmd
 }
 
@@ -169,7 +169,10 @@ func runPipeline(o *pipelineOptions) error {
 	header("eval")
 	ev := &evalOptions{streams: o.streams, global: o.global, floatModel: fused, quantModel: qmodel, data: o.evalData,
 		labels: o.evalLabels, perLayer: o.perLayer, json: o.json, maxDrop: o.maxDrop, noTiming: o.noTiming,
-		batch: o.batch, limit: o.evalLimit, threads: o.threads, plotDir: o.plotDir, reportPath: filepath.Join(o.out, "eval.json"),
+		batch: o.batch, limit: o.evalLimit, threads: o.threads, reportPath: filepath.Join(o.out, "eval.json"),
 		gateFlag: "max_drop_pp"}
+	if o.plots {
+		ev.plotDir = filepath.Join(o.out, "plots")
+	}
 	return runEval(ev)
 }

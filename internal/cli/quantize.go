@@ -128,6 +128,7 @@ func runQuantize(o *quantizeOptions) error {
 	if err != nil {
 		return err
 	}
+	warnIfUnfused(o.global.log, o.model, m)
 	table, err := calib.ReadTable(o.calib)
 	if err != nil {
 		return err
@@ -160,6 +161,21 @@ func runQuantize(o *quantizeOptions) error {
 	}
 	report.print(o.streams.Out)
 	return nil
+}
+
+// warnIfUnfused suggests qtool fuse when the model still has nodes that fusing would remove:
+// each one then costs its own requantization and rounding.
+func warnIfUnfused(log *Logger, path string, m *graph.Model) {
+	count := 0
+	for _, n := range m.Nodes {
+		switch n.Op {
+		case graph.OpBatchNorm, graph.OpRelu, graph.OpRelu6, graph.OpClip, graph.OpIdentity, graph.OpDropout:
+			count++
+		}
+	}
+	if count > 0 {
+		log.Warnf("%s has %d batchnorm, activation or identity nodes; run qtool fuse first so that they fold into the layers before them", path, count)
+	}
 }
 
 func describeSymmetry(symmetric bool) string {

@@ -86,7 +86,7 @@ func OpenImages(m *graph.Model, dir string, opt ImageOptions) (*ImageFolder, err
 	}
 	for _, v := range [][]float64{f.pre.Mean, f.pre.Std} {
 		if len(v) > 1 && len(v) != in.Shape[1] {
-			return nil, fmt.Errorf("data %s: preprocess mean and std need 1 or %d values, got %d", dir, in.Shape[1], len(v))
+			return nil, fmt.Errorf("data %s: preprocess mean and std need one value or one per channel (%d), got %d", dir, in.Shape[1], len(v))
 		}
 	}
 	for c, s := range f.pre.Std {

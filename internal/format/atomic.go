@@ -11,6 +11,9 @@ import (
 // over path only when write succeeded, so that readers see the old file or the complete new one,
 // never a partial one. On failure the temporary file is removed.
 func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
+	if st, statErr := os.Stat(path); statErr == nil && st.IsDir() {
+		return fmt.Errorf("cannot write %s: it is a folder; give a file name", path)
+	}
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

@@ -107,6 +107,9 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // inferring shapes. The checks cover everything that needs no parameter: the format, ops, attrs,
 // param roles, names and the order of nodes.
 func Parse(raw []byte) (*Model, error) {
+	if err := checkIsFloatModel(raw); err != nil {
+		return nil, err
+	}
 	var jm jsonModel
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
@@ -167,6 +170,31 @@ func Parse(raw []byte) (*Model, error) {
 		}
 	}
 	return m, nil
+}
+
+// checkIsFloatModel recognises files that are not a float model JSON, such as a .qmodel or a
+// calibration table given by mistake, so the error names what the file is.
+func checkIsFloatModel(raw []byte) error {
+	trimmed := bytes.TrimLeft(raw, " \t\r\n")
+	if len(trimmed) == 0 {
+		return fmt.Errorf("the file is empty; give the float model's JSON file")
+	}
+	if trimmed[0] != '{' {
+		if bytes.Contains(raw[:min(len(raw), 4096)], []byte("qtool.qmodel")) {
+			return fmt.Errorf("this is a quantized .qmodel file; give the float model's JSON file (qtool inspect reads .qmodel files)")
+		}
+		return fmt.Errorf("not a JSON model file (it starts with byte 0x%02x); give the float model's JSON file", trimmed[0])
+	}
+	var head struct {
+		Format string `json:"format"`
+	}
+	if json.Unmarshal(raw, &head) == nil && head.Format != "" && head.Format != FormatVersion {
+		if strings.HasPrefix(head.Format, "qtool.calib") {
+			return fmt.Errorf("this is a calibration table (format %q), not a float model; give the model's JSON file", head.Format)
+		}
+		return fmt.Errorf("format %q is not supported; expected %q (see docs/model-format.md)", head.Format, FormatVersion)
+	}
+	return nil
 }
 
 // describeJSONError turns a decoding error into one with a line and column.
