@@ -94,35 +94,47 @@ func (k *poolKernel) run(in [][]uint8, out []uint8, batch, threads int) error {
 	return nil
 }
 
-// sample pools one image, output pixel by output pixel and channel by channel.
+// sample pools one image. For each output pixel it walks the window's in-bounds cells and
+// updates all channels of a cell at once, because NHWC keeps a pixel's channels contiguous.
 func (k *poolKernel) sample(src, dst []uint8) {
 	window := int32(k.kernelH * k.kernelW)
+	sums := make([]int32, k.c)
 	for oy := range k.outH {
 		y0 := oy*k.strideH - k.padTop
 		for ox := range k.outW {
 			x0 := ox*k.strideW - k.padLeft
-			for c := range k.c {
-				var acc, cells int32
-				for y := max(y0, 0); y < min(y0+k.kernelH, k.h); y++ {
-					for x := max(x0, 0); x < min(x0+k.kernelW, k.w); x++ {
-						v := int32(src[(y*k.w+x)*k.c+c])
-						cells++
-						if k.average {
-							acc += v
-						} else {
-							acc = max(acc, v)
+			out := dst[(oy*k.outW+ox)*k.c:][:k.c]
+			if k.average {
+				clear(sums)
+			} else {
+				clear(out) // 0 is the smallest stored value, and every window has a cell
+			}
+
+			var cells int32
+			for y := max(y0, 0); y < min(y0+k.kernelH, k.h); y++ {
+				for x := max(x0, 0); x < min(x0+k.kernelW, k.w); x++ {
+					in := src[(y*k.w+x)*k.c:][:k.c]
+					cells++
+					if k.average {
+						for c, v := range in {
+							sums[c] += int32(v)
+						}
+					} else {
+						for c, v := range in {
+							out[c] = max(out[c], v)
 						}
 					}
 				}
-				if k.average {
-					count := cells
-					if k.includePad {
-						acc += (window - cells) * k.padValue
-						count = window
-					}
-					acc = (acc + count/2) / count
+			}
+
+			if k.average {
+				count, padding := cells, int32(0)
+				if k.includePad {
+					count, padding = window, (window-cells)*k.padValue
 				}
-				dst[(oy*k.outW+ox)*k.c+c] = uint8(acc)
+				for c := range out {
+					out[c] = uint8((sums[c] + padding + count/2) / count)
+				}
 			}
 		}
 	}
