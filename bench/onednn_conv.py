@@ -6,7 +6,8 @@ BenchmarkGEMM this script times one forward pass of a quantized layer
 (quint8 activations in channels-last layout, per-channel qint8 weights,
 torch.backends.quantized.engine = "onednn") and of the float32 layer, on
 one thread, and prints milliseconds and GOPS (2 operations per
-multiply-add) so the numbers compare with `go test -bench` in the same run.
+multiply-add) so the numbers compare with `go test -bench` in the same run:
+GOPS over the median wall time and cpuGOPS over the median process CPU time.
 
 Written for Debian's python3-torch (PyTorch 1.13, oneDNN 2.6); run it with
 /usr/bin/python3. oneDNN picks its instruction set at run time. Set
@@ -40,15 +41,18 @@ GEMM_SHAPES = [
 
 
 def time_call(fn, repeat):
-    """Return the median seconds of repeat calls of fn, after 5 warm-up calls."""
+    """Return the median wall seconds and the median process CPU seconds of
+    repeat calls of fn, after 5 warm-up calls. On a machine shared with other
+    processes the CPU time is the steadier of the two."""
     for _ in range(5):
         fn()
-    samples = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
         fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
+        wall.append(time.perf_counter() - start_wall)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def quantized_weight(weight):
@@ -98,14 +102,16 @@ def linear_layers(m, k, n):
 
 def measure(name, ops, float_layer, x, quantized_layer, qx, repeat):
     with torch.no_grad():
-        int8_seconds = time_call(lambda: quantized_layer(qx), repeat)
-        float_seconds = time_call(lambda: float_layer(x), repeat)
+        int8_seconds, int8_cpu = time_call(lambda: quantized_layer(qx), repeat)
+        float_seconds, float_cpu = time_call(lambda: float_layer(x), repeat)
     return {
         "shape": name,
         "int8_ms": int8_seconds * 1e3,
         "int8_gops": ops / int8_seconds / 1e9,
+        "int8_cpu_gops": ops / int8_cpu / 1e9,
         "fp32_ms": float_seconds * 1e3,
         "fp32_gflops": ops / float_seconds / 1e9,
+        "fp32_cpu_gflops": ops / float_cpu / 1e9,
     }
 
 
@@ -138,9 +144,10 @@ def main():
         return
     print(f"torch {torch.__version__}, quantized engine {torch.backends.quantized.engine}, "
           f"threads {torch.get_num_threads()}")
-    print(f"{'shape':24} {'int8 ms':>9} {'int8 GOPS':>10} {'fp32 ms':>9} {'fp32 GFLOPS':>12}")
+    print(f"{'shape':24} {'int8 ms':>9} {'int8 GOPS':>10} {'int8 cpuGOPS':>13} {'fp32 ms':>9} {'fp32 GFLOPS':>12}")
     for r in results:
-        print(f"{r['shape']:24} {r['int8_ms']:9.3f} {r['int8_gops']:10.1f} {r['fp32_ms']:9.3f} {r['fp32_gflops']:12.1f}")
+        print(f"{r['shape']:24} {r['int8_ms']:9.3f} {r['int8_gops']:10.1f} {r['int8_cpu_gops']:13.1f} "
+              f"{r['fp32_ms']:9.3f} {r['fp32_gflops']:12.1f}")
 
 
 if __name__ == "__main__":

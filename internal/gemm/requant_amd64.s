@@ -30,7 +30,7 @@
 // Z31 qword 2^30; K1 lanes of the current vector that exist, K2 odd lanes,
 // K3 overflowed lanes, K4 lanes rounded up.
 // DI args, CX channel index, R8 acc, R9 out, R10 rows left,
-// R11 hasLeft, R12 hasRight.
+// R11 hasLeft, R12 hasRight, R13 1 for a partial vector.
 TEXT ·requantizeVNNI(SB), NOSPLIT, $0-8
 	MOVQ         args+0(FP), DI
 	MOVL         $0x7fffffff, AX
@@ -49,10 +49,12 @@ TEXT ·requantizeVNNI(SB), NOSPLIT, $0-8
 	XORQ         CX, CX
 
 vector:
-	// K1 = all 16 lanes, or the low n - CX lanes of the last vector.
+	// K1 = all 16 lanes, or the low n - CX lanes of the last vector, and
+	// R13 = 0 for a whole vector, whose accumulators are loaded unmasked.
 	MOVQ requantArgs_n(DI), AX
 	SUBQ CX, AX
 	MOVL $0xffff, BX
+	XORQ R13, R13
 	CMPQ AX, $16
 	JGE  fullmask
 	MOVQ CX, DX
@@ -61,6 +63,7 @@ vector:
 	SHLL CX, BX
 	DECL BX
 	MOVQ DX, CX
+	MOVQ $1, R13
 
 fullmask:
 	KMOVW BX, K1
@@ -84,7 +87,15 @@ fullmask:
 	MOVQ requantArgs_rows(DI), R10
 
 row:
+	TESTQ       R13, R13
+	JNZ         partialload
+	VMOVDQU32   (R8), Z0
+	JMP         shift
+
+partialload:
 	VMOVDQU32.Z (R8), K1, Z0
+
+shift:
 
 	// x = acc << left, saturated where shifting back does not restore acc.
 	TESTQ     R11, R11
