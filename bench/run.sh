@@ -1,9 +1,9 @@
 #!/bin/sh
 # Runs the int8 kernel benchmarks of docs/benchmarks.md in one session and
-# prints the markdown table: the instruction peaks (bench/vnnipeak), the
-# qtool kernels (go test -bench, COUNT runs each), and PyTorch's oneDNN int8
-# and float32 layers at its default instruction set and capped at
-# AVX512_CORE_VNNI and AVX2.
+# prints the markdown table. It measures the instruction peaks
+# (bench/vnnipeak), the qtool kernels (go test -bench, COUNT runs each), and
+# PyTorch's oneDNN int8 and float32 layers at its default instruction set and
+# capped at AVX512_CORE_VNNI and AVX2.
 #
 # Usage, from the repository root: sh bench/run.sh [OUTDIR]
 # OUTDIR (default bench/out) receives the raw outputs.

@@ -17,8 +17,8 @@ import (
 const workerSpin = 200 * time.Microsecond
 
 // callerSpin is how long parallelFor polls for the other workers to finish
-// before it blocks. Polling avoids a wake-up when the ranges end together;
-// blocking lets the OS run a worker whose thread was descheduled, which
+// before it blocks. Polling avoids a wake-up when the ranges end together.
+// Blocking lets the OS run a worker whose thread was descheduled, which
 // polling on a fully loaded machine would only delay.
 const callerSpin = 50 * time.Microsecond
 
