@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -228,6 +229,41 @@ func TestConvNilBias(t *testing.T) {
 		conv.Run(c.in, got, 1)
 		if i := firstDiff(got, want); i >= 0 {
 			t.Errorf("%s: output %d is %d with a nil bias, %d with a zero bias", p, i, got[i], want[i])
+		}
+	}
+}
+
+// TestConvConcurrentRuns runs one Conv from several goroutines at once, each
+// asking for 2 threads, so that some find the worker pool busy and fall back
+// to fresh goroutines. Every output must still equal the reference.
+func TestConvConcurrentRuns(t *testing.T) {
+	c := randomCase("concurrent", conv2D(12, 13, 16, 24, 3, 1), 21, defaultOptions)
+	want := make([]uint8, c.shape.outputLen())
+	if err := ReferenceConv(c.shape, c.w, c.e, c.in, want); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range testPaths(t) {
+		conv, err := newConvPath(c.shape, c.w, c.e, p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		var wg sync.WaitGroup
+		outs := make([][]uint8, 4)
+		for g := range outs {
+			outs[g] = make([]uint8, c.shape.outputLen())
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					conv.Run(c.in, outs[g], 2)
+				}
+			}()
+		}
+		wg.Wait()
+		for g, got := range outs {
+			if i := firstDiff(got, want); i >= 0 {
+				t.Errorf("%s: goroutine %d: output %d is %d, reference %d", p, g, i, got[i], want[i])
+			}
 		}
 	}
 }
