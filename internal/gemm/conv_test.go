@@ -87,13 +87,19 @@ func TestConvPoisonedScratch(t *testing.T) {
 	}
 }
 
-// TestConvLowWeightBits uses 4-bit weights in [-7, 7] with a depth that the
-// headroom check admits only for so few bits: 255 * 7 * 9 * 1000 < 2^31.
+// TestConvLowWeightBits uses 4-bit weights in [-7, 7] with a depth of
+// 72,000, which the headroom check admits only for so few bits:
+// 72,000 * 255 * 7 + 2^20 < 2^31, but 72,000 * 255 * 127 > 2^31.
 func TestConvLowWeightBits(t *testing.T) {
 	opt := caseOptions{weightMax: 7, inZeroPoint: 0, biasMax: 1 << 20}
-	s := withShape(conv2D(3, 3, 1000, 20, 3, 1), func(s *ConvShape) {})
-	c := randomCase("4-bit weights, depth 9000", s, 7, opt)
+	s := conv2D(3, 3, 8000, 20, 3, 1)
+	c := randomCase("4-bit weights, depth 72000", s, 7, opt)
 	checkPathsMatchReference(t, c, []int{1, 2})
+
+	c.w[0] = 127
+	if _, err := NewConv(s, c.w, c.e); err == nil {
+		t.Errorf("NewConv accepted an 8-bit weight at depth 72,000")
+	}
 }
 
 // TestConvExtremeValues sets every input and weight to the ends of their
