@@ -3,11 +3,13 @@ package gemm
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Conv is a quantized 2-D convolution with prepacked weights, ready to run
-// on uint8 NHWC activations. A Conv is immutable after NewConv, so several
-// goroutines may call Run on it at the same time.
+// on uint8 NHWC activations. Its weights and parameters do not change after
+// NewConv, and its pool of scratch memory is safe for concurrent use, so
+// several goroutines may call Run on it at the same time.
 type Conv struct {
 	shape ConvShape
 	path  kernelPath
@@ -59,6 +61,9 @@ type Conv struct {
 	tailStart     []int32
 
 	requant requantParams
+
+	// workspaces keeps the scratch memory of finished workers for reuse.
+	workspaces sync.Pool
 }
 
 // panelBlock is one panel of packed weights: the output channels

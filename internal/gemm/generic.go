@@ -23,6 +23,23 @@ func (c *Conv) tileGeneric(ws *workspace, scratch []int32, in []uint8, inBase in
 // bytes into dst (row stride stride): from in[base+offset:] or, for a
 // padded tap (offset -1), from zeroRow. offsets is [taps][rows].
 func gatherRows(dst []uint8, stride int, in []uint8, base int, offsets []int32, rows, taps, width int, zeroRow []uint8) {
+	if width == 1 {
+		// One byte per tap, as in a first layer on a grayscale image:
+		// assign it instead of calling copy.
+		zero := zeroRow[0]
+		image := in[base:]
+		for t := 0; t < taps; t++ {
+			column := dst[t:]
+			for r, off := range offsets[t*rows : (t+1)*rows] {
+				v := zero
+				if off >= 0 {
+					v = image[off]
+				}
+				column[r*stride] = v
+			}
+		}
+		return
+	}
 	for t := 0; t < taps; t++ {
 		for r := 0; r < rows; r++ {
 			d := dst[r*stride+t*width:][:width]

@@ -46,7 +46,8 @@ func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
 		perImage, group = c.pixels, depthwiseChunk
 	}
 	parallelFor(c.images*perImage, threads, func(lo, hi int) {
-		ws := c.newWorkspace()
+		ws := c.getWorkspace()
+		defer c.workspaces.Put(ws)
 		for item := lo; item < hi; {
 			image, index := item/perImage, item%perImage
 			count := min(group, perImage-index, hi-item)
@@ -77,6 +78,15 @@ type workspace struct {
 // before each use, so tests can show that no kernel reads padding it did
 // not write. Only tests set it.
 var poisonScratch = false
+
+// getWorkspace returns a workspace from the Conv's pool, or a new one.
+// Reusing workspaces matters for small layers run once per sample.
+func (c *Conv) getWorkspace() *workspace {
+	if ws, ok := c.workspaces.Get().(*workspace); ok {
+		return ws
+	}
+	return c.newWorkspace()
+}
 
 func (c *Conv) newWorkspace() *workspace {
 	rows := c.tileRows * tilesPerItem
