@@ -38,8 +38,8 @@ func (c *Conv) RunAccumulators(in []uint8, acc []int32) {
 }
 
 // run writes either uint8 outputs to out or accumulators to acc. The work
-// items are GEMM tiles or depthwise pixels, split evenly over the workers;
-// each worker takes its items in groups that share one requantization call.
+// items are GEMM tiles or depthwise pixels, split evenly over the workers.
+// Each worker takes its items in groups that share one requantization call.
 func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
 	perImage, group := c.tiles, tilesPerItem
 	if c.depthwise {
