@@ -3,6 +3,8 @@ package gemm
 import (
 	"fmt"
 	"math"
+
+	"github.com/qtool-dev/qtool/internal/affine"
 )
 
 // Epilogue is the per-output-channel arithmetic that turns int32
@@ -118,51 +120,12 @@ func abs64(x int64) int64 {
 	return x
 }
 
-// multiplyByQuantizedMultiplier returns acc * mult * 2^shift / 2^31 in the
-// integer scheme of gemmlowp and TensorFlow Lite:
-//
-//  1. x = acc << max(shift, 0), saturated to int32.
-//  2. y = (x*mult + nudge) / 2^31 with Go's truncating division and
-//     nudge = 2^30 for a non-negative product, 1 - 2^30 otherwise. That is
-//     x*mult/2^31 rounded to nearest with ties toward +infinity (-0.5
-//     becomes 0). Only x = mult = -2^31 saturates, to 2^31 - 1.
-//  3. The result is y / 2^max(-shift, 0), rounded to nearest with ties away
-//     from zero.
-//
-// Rounding twice can differ from rounding the exact value once: 5 * 0.25 is
-// 1.25, but step 2 rounds 5 * 0.5 to 3 and step 3 rounds 3 / 2 to 2. The
-// SIMD requantization routines must match this function bit for bit.
+// multiplyByQuantizedMultiplier returns acc * mult * 2^shift / 2^31 with the rounding of
+// affine.MultiplyByQuantizedMultiplier, the scalar definition that the SIMD requantization
+// routines must match bit for bit. Epilogue.validate keeps shift in [-31, 31], so the call
+// cannot panic.
 func multiplyByQuantizedMultiplier(acc, mult, shift int32) int32 {
-	left := max(shift, 0)
-	right := max(-shift, 0)
-
-	shifted := int64(acc) << left
-	x := int32(min(max(shifted, math.MinInt32), math.MaxInt32))
-
-	var y int32
-	if x == math.MinInt32 && mult == math.MinInt32 {
-		y = math.MaxInt32
-	} else {
-		product := int64(x) * int64(mult)
-		nudge := int64(1 << 30)
-		if product < 0 {
-			nudge = 1 - 1<<30
-		}
-		// Go's integer division truncates toward zero, as C's does.
-		y = int32((product + nudge) / (1 << 31))
-	}
-
-	mask := int32(int64(1)<<right - 1)
-	remainder := y & mask
-	threshold := mask >> 1
-	if y < 0 {
-		threshold++
-	}
-	result := y >> right
-	if remainder > threshold {
-		result++
-	}
-	return result
+	return affine.MultiplyByQuantizedMultiplier(acc, affine.Multiplier{Mult: mult, Shift: shift})
 }
 
 // requantize returns the uint8 output for one accumulator of channel c. The
