@@ -57,7 +57,7 @@ func Open(m *graph.Model, path string) (*Dataset, error) {
 		defer z.Close()
 		for _, in := range m.Inputs {
 			if !z.Has(in.Name) {
-				return nil, fmt.Errorf("data %s: no array for input %q (the archive holds %s); name each array after its model input", path, in.Name, strings.Join(z.Keys(), ", "))
+				return nil, fmt.Errorf("data %s: no array for input %q (the archive contains %s); name each array after its model input", path, in.Name, strings.Join(z.Keys(), ", "))
 			}
 			arr, err := z.Read(in.Name)
 			if err != nil {
@@ -81,7 +81,7 @@ func Open(m *graph.Model, path string) (*Dataset, error) {
 		d.n = arr.Shape[0]
 	}
 	if d.n == 0 {
-		return nil, fmt.Errorf("data %s holds no samples (shape %s); give at least one", path, tensor.ShapeString(d.arrays[m.Inputs[0].Name].Shape))
+		return nil, fmt.Errorf("data %s contains no samples (shape %s); give at least one", path, tensor.ShapeString(d.arrays[m.Inputs[0].Name].Shape))
 	}
 	return d, nil
 }

@@ -63,7 +63,7 @@ func OpenImages(m *graph.Model, dir string, opt ImageOptions) (*ImageFolder, err
 	}
 	sort.Strings(f.files)
 	if len(f.files) == 0 {
-		return nil, fmt.Errorf("data %s holds no .png, .jpg or .jpeg files", dir)
+		return nil, fmt.Errorf("data %s contains no .png, .jpg or .jpeg files; give a folder of images", dir)
 	}
 
 	switch strings.ToLower(opt.ChannelOrder) {

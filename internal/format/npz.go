@@ -68,7 +68,7 @@ func (z *NPZ) Keys() []string {
 	return keys
 }
 
-// Has reports whether the archive holds key.
+// Has reports whether the archive contains key.
 func (z *NPZ) Has(key string) bool {
 	_, ok := z.members[key]
 	return ok
@@ -85,7 +85,7 @@ func (z *NPZ) Read(key string) (*Array, error) {
 	key = strings.TrimSuffix(key, ".npy")
 	m, ok := z.members[key]
 	if !ok {
-		return nil, fmt.Errorf("%s: no array %q in the archive (it holds %s)", z.path, key, strings.Join(z.Keys(), ", "))
+		return nil, fmt.Errorf("%s: no array %q in the archive (it contains %s)", z.path, key, strings.Join(z.Keys(), ", "))
 	}
 	if m.UncompressedSize64 > MaxMemberBytes {
 		return nil, fmt.Errorf("%s: member %q claims %d bytes, more than the limit of %d", z.path, m.Name, m.UncompressedSize64, int64(MaxMemberBytes))
