@@ -17,7 +17,7 @@ var Version = ""
 func newVersionCmd(s *Streams) *cobra.Command {
 	return &cobra.Command{
 		Use:     "version",
-		Short:   "Print qtool's version, Go version and the integer kernel path in use",
+		Short:   "Print qtool's version, Go version and the integer and float kernel paths in use",
 		Example: "  qtool version",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -28,7 +28,8 @@ func newVersionCmd(s *Streams) *cobra.Command {
 					v = info.Main.Version
 				}
 			}
-			fmt.Fprintf(s.Out, "qtool %s\ngo %s %s/%s\nkernel %s\n", v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.KernelPath())
+			fmt.Fprintf(s.Out, "qtool %s\ngo %s %s/%s\nkernel %s\nfloat kernel %s\n",
+				v, runtime.Version(), runtime.GOOS, runtime.GOARCH, gemm.KernelPath(), gemm.FloatKernelPath())
 			return nil
 		},
 	}

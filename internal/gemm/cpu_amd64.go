@@ -25,3 +25,9 @@ func unsupportedReason(p kernelPath) string {
 	}
 	return ""
 }
+
+// cpuHasFMA reports whether the CPU supports the FMA3 instructions that the
+// AVX2 float32 kernel uses.
+func cpuHasFMA() bool {
+	return cpu.X86.HasFMA
+}

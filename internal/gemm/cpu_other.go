@@ -12,3 +12,5 @@ func cpuHasVNNI() bool { return false }
 func unsupportedReason(kernelPath) string {
 	return "the assembly kernels exist only for amd64 builds without the purego tag"
 }
+
+func cpuHasFMA() bool { return false }

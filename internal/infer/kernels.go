@@ -3,16 +3,15 @@ package infer
 import (
 	"math"
 
-	"gonum.org/v1/gonum/blas"
-	"gonum.org/v1/gonum/blas/blas32"
-
+	"github.com/qtool-dev/qtool/internal/gemm"
 	"github.com/qtool-dev/qtool/internal/graph"
 	"github.com/qtool-dev/qtool/internal/tensor"
 )
 
-// conv2D computes a grouped, strided, dilated, padded convolution through im2col and gonum's
-// SGEMM. It runs one GEMM per sample and group, so every sample gets the same arithmetic
-// whatever the batch size.
+// conv2D computes a grouped, strided, dilated, padded convolution through im2col and
+// gemm.SGEMM. Each output starts from its bias and adds one fused multiply-add per
+// kernel tap and input channel, in order, so its bits do not depend on the batch size,
+// the thread count or the CPU's kernel path.
 // x is [N, C, H, W]; w is [O, C/groups, KH, KW].
 func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tensor {
 	n, c, h, wd := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
@@ -24,23 +23,32 @@ func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tenso
 	out := tensor.New(n, o, oh, ow)
 	k := cg * kh * kw
 	pixels := oh * ow
+	// A 1x1 conv with stride 1 and no padding reads its input as the patch matrix.
+	direct := kh == 1 && kw == 1 && a.Stride == [2]int{1, 1} && a.Padding == [4]int{}
 
 	parallel(n, threads, func(s int) {
-		cols := make([]float32, k*pixels)
-		for gi := range g {
-			im2col(x.Data[(s*c+gi*cg)*h*wd:], cg, h, wd, kh, kw, a, oh, ow, cols)
-			wm := blas32.General{Rows: og, Cols: k, Stride: k, Data: w.Data[gi*og*k : (gi+1)*og*k]}
-			cm := blas32.General{Rows: k, Cols: pixels, Stride: pixels, Data: cols}
-			om := blas32.General{Rows: og, Cols: pixels, Stride: pixels, Data: out.Data[(s*o+gi*og)*pixels : (s*o+(gi+1)*og)*pixels]}
-			blas32.Gemm(blas.NoTrans, blas.NoTrans, 1, wm, cm, 0, om)
+		var cols []float32
+		if !direct {
+			cols = make([]float32, k*pixels)
 		}
 		if bias != nil {
 			for oc := range o {
 				row := out.Data[(s*o+oc)*pixels : (s*o+oc+1)*pixels]
 				for i := range row {
-					row[i] += bias.Data[oc]
+					row[i] = bias.Data[oc]
 				}
 			}
+		}
+		for gi := range g {
+			src := x.Data[(s*c+gi*cg)*h*wd:]
+			if direct {
+				cols = src[:k*pixels]
+			} else {
+				im2col(src, cg, h, wd, kh, kw, a, oh, ow, cols)
+			}
+			wm := w.Data[gi*og*k : (gi+1)*og*k]
+			om := out.Data[(s*o+gi*og)*pixels : (s*o+(gi+1)*og)*pixels]
+			gemm.SGEMM(og, pixels, k, wm, k, cols, pixels, om, pixels)
 		}
 	})
 	return out
@@ -55,13 +63,19 @@ func im2col(x []float32, c, h, w, kh, kw int, a graph.Attrs, oh, ow int, cols []
 				dst := cols[row*oh*ow : (row+1)*oh*ow]
 				for oy := range oh {
 					iy := oy*a.Stride[0] - a.Padding[0] + ky*a.Dilation[0]
-					for ox := range ow {
+					line := dst[oy*ow : (oy+1)*ow]
+					if iy < 0 || iy >= h {
+						clear(line)
+						continue
+					}
+					src := x[(ci*h+iy)*w : (ci*h+iy+1)*w]
+					for ox := range line {
 						ix := ox*a.Stride[1] - a.Padding[1] + kx*a.Dilation[1]
-						v := float32(0)
-						if iy >= 0 && iy < h && ix >= 0 && ix < w {
-							v = x[(ci*h+iy)*w+ix]
+						if ix >= 0 && ix < w {
+							line[ox] = src[ix]
+						} else {
+							line[ox] = 0
 						}
-						dst[oy*ow+ox] = v
 					}
 				}
 				row++
@@ -70,21 +84,31 @@ func im2col(x []float32, c, h, w, kh, kw int, a graph.Attrs, oh, ow int, cols []
 	}
 }
 
-// linear computes x [N, K] times w [O, K] transposed plus bias, one GEMM row per sample.
+// linearRowBlock is how many samples one goroutine of linear takes at a time.
+const linearRowBlock = 16
+
+// linear computes x [N, K] times w [O, K] transposed plus bias with gemm.SGEMM. Each
+// output starts from its bias and adds one fused multiply-add per input, in order.
 func linear(x, w, bias *tensor.Tensor, threads int) *tensor.Tensor {
 	n, k := x.Shape[0], x.Shape[1]
 	o := w.Shape[0]
 	out := tensor.New(n, o)
-	wm := blas32.General{Rows: o, Cols: k, Stride: k, Data: w.Data}
-	parallel(n, threads, func(s int) {
-		xm := blas32.General{Rows: 1, Cols: k, Stride: k, Data: x.Data[s*k : (s+1)*k]}
-		om := blas32.General{Rows: 1, Cols: o, Stride: o, Data: out.Data[s*o : (s+1)*o]}
-		blas32.Gemm(blas.NoTrans, blas.Trans, 1, xm, wm, 0, om)
-		if bias != nil {
-			for i := range o {
-				om.Data[i] += bias.Data[i]
-			}
+	wt := make([]float32, k*o) // w transposed: [K, O]
+	for oc := range o {
+		for i, v := range w.Data[oc*k : (oc+1)*k] {
+			wt[i*o+oc] = v
 		}
+	}
+	if bias != nil {
+		for s := range n {
+			copy(out.Data[s*o:(s+1)*o], bias.Data)
+		}
+	}
+	blocks := (n + linearRowBlock - 1) / linearRowBlock
+	parallel(blocks, threads, func(bi int) {
+		first := bi * linearRowBlock
+		rows := min(linearRowBlock, n-first)
+		gemm.SGEMM(rows, o, k, x.Data[first*k:], k, wt, o, out.Data[first*o:], o)
 	})
 	return out
 }

@@ -1,0 +1,120 @@
+package gemm
+
+import (
+	"fmt"
+	"math"
+)
+
+// SGEMM adds the product of two row-major float32 matrices to a third:
+// c (m x n, row stride ldc) += a (m x k, row stride lda) * b (k x n, row
+// stride ldb). Every output is one chain of fused multiply-adds in k order,
+// starting from its value in c:
+//
+//	c[i][j] = fma(a[i][k-1], b[k-1][j], ... fma(a[i][0], b[0][j], c[i][j]))
+//
+// with fma rounding once, to nearest even, as IEEE 754 fusedMultiplyAdd
+// does. The AVX-512 and AVX2 kernels and the plain Go kernel compute exactly
+// this, so the result has the same bits on every path, for every way a
+// caller splits the rows among goroutines, and for every batch that puts
+// more or fewer rows or columns into one call. SGEMM itself runs on the
+// calling goroutine.
+//
+// It panics if a slice is shorter than its dimensions and strides need,
+// which is a bug in the caller.
+func SGEMM(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	sgemmPath(floatPath(activePath), m, n, k, a, lda, b, ldb, c, ldc)
+}
+
+// FloatKernelPath returns the float32 kernel that SGEMM uses: "avx512",
+// "avx2" (with FMA) or "generic". It follows the integer path that
+// QTOOL_KERNEL selects: vnni runs the AVX-512 float kernel.
+func FloatKernelPath() string {
+	return floatPathName(floatPath(activePath))
+}
+
+func floatPathName(p kernelPath) string {
+	rows, _, _ := sgemmTile(p)
+	switch {
+	case rows == 0:
+		return "generic"
+	case p == pathVNNI:
+		return "avx512"
+	default:
+		return "avx2"
+	}
+}
+
+// floatPath returns the float kernel family for an integer path: the AVX2
+// float kernel also needs FMA, which a few AVX2 CPUs lack.
+func floatPath(p kernelPath) kernelPath {
+	if p == pathAVX2 && !cpuHasFMA() {
+		return pathGeneric
+	}
+	return p
+}
+
+func sgemmPath(p kernelPath, m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	if m <= 0 || n <= 0 || k <= 0 {
+		return
+	}
+	checkMatrix("a", a, m, k, lda)
+	checkMatrix("b", b, k, n, ldb)
+	checkMatrix("c", c, m, n, ldc)
+	rows, cols, kernel := sgemmTile(p)
+	if rows == 0 {
+		sgemmGeneric(m, n, k, a, lda, b, ldb, c, ldc)
+		return
+	}
+	sgemmTiled(rows, cols, kernel, m, n, k, a, lda, b, ldb, c, ldc)
+}
+
+func checkMatrix(name string, v []float32, rows, cols, stride int) {
+	if stride < cols || len(v) < (rows-1)*stride+cols {
+		panic(fmt.Sprintf("gemm: SGEMM matrix %s of %d x %d with stride %d needs %d values, has %d",
+			name, rows, cols, stride, (rows-1)*stride+cols, len(v)))
+	}
+}
+
+// sgemmGeneric is the plain Go kernel. It walks each row of b once per k,
+// which keeps every output's chain in k order.
+func sgemmGeneric(m, n, k int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
+	for i := range m {
+		ci := c[i*ldc : i*ldc+n]
+		for kk := range k {
+			aik := a[i*lda+kk]
+			bk := b[kk*ldb : kk*ldb+n]
+			for j := range ci {
+				ci[j] = fma32(aik, bk[j], ci[j])
+			}
+		}
+	}
+}
+
+// fma32 returns x*y + z rounded once to float32, to nearest even. The
+// product of two float32 values is exact in float64; the sum is formed in
+// float64 with its rounding error, then rounded to odd, so the final
+// rounding to float32 (24 bits, at least 2 fewer than float64's 53) is the
+// correctly rounded result. Rounding to odd keeps a value that lies exactly
+// between two float32 numbers from being taken for a tie.
+func fma32(x, y, z float32) float32 {
+	p := float64(x) * float64(y)
+	zz := float64(z)
+	s := p + zz
+	// Knuth's TwoSum: p + zz = s + e exactly.
+	bv := s - p
+	e := (p - (s - bv)) + (zz - bv)
+	if e != 0 && !math.IsInf(s, 0) && !math.IsNaN(e) {
+		bits := math.Float64bits(s)
+		if bits&1 == 0 {
+			// Move s one unit in the last place toward the exact value,
+			// which makes its last bit 1.
+			if (e > 0) == (s > 0) {
+				bits++
+			} else {
+				bits--
+			}
+			s = math.Float64frombits(bits)
+		}
+	}
+	return float32(s)
+}
