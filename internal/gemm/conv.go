@@ -33,6 +33,14 @@ type Conv struct {
 	// The rows of a partial last tile repeat its last pixel.
 	offsets  []int32
 	tapSlots int
+	// tapBytes is the number of input bytes the VNNI kernels read per tap
+	// slot: InC/Groups, or KW*InC when rowTaps merges each kernel row's taps.
+	tapBytes int
+	// rowTaps makes each tap slot a whole kernel row: the KW taps of row ky
+	// read KW*InC contiguous bytes when the input has no left or right
+	// padding and DilationW is 1, so one slot covers them all. Only the
+	// inner conv of a channel-padded conv sets it (see newChannelPaddedConv).
+	rowTaps bool
 	// zeroRow is InC bytes of InZeroPoint plus slack for full-vector reads.
 	zeroRow []uint8
 
@@ -61,6 +69,17 @@ type Conv struct {
 	tailStart     []int32
 
 	requant requantParams
+
+	// padded, if set, computes this conv: it is the same conv with InC
+	// raised to a multiple of 4 and zero weights for the added channels,
+	// and Run first copies the input into that wider layout (see
+	// newChannelPaddedConv).
+	padded *Conv
+	// inputPool keeps the widened input buffers of padded.
+	inputPool sync.Pool
+	// padLeft and padRight are the zero-point columns that the input copy
+	// adds for padded, whose own conv has no left or right padding.
+	padLeft, padRight int
 
 	// workspaces keeps the scratch memory of finished workers for reuse.
 	workspaces sync.Pool
@@ -105,6 +124,11 @@ func NewConv(s ConvShape, w []int8, e Epilogue) (*Conv, error) {
 
 // newConvPath is NewConv for a given path, which tests use to compare paths.
 func newConvPath(s ConvShape, w []int8, e Epilogue, path kernelPath) (*Conv, error) {
+	return newConvPathRows(s, w, e, path, false)
+}
+
+// newConvPathRows is newConvPath with the choice of merged row taps.
+func newConvPathRows(s ConvShape, w []int8, e Epilogue, path kernelPath, rowTaps bool) (*Conv, error) {
 	if err := checkConvArgs(s, w, &e); err != nil {
 		return nil, err
 	}
@@ -116,9 +140,15 @@ func newConvPath(s ConvShape, w []int8, e Epilogue, path kernelPath) (*Conv, err
 			s.InH, s.InW, s.InC, bytes, maxImageBytes)
 	}
 
-	c := &Conv{shape: s, path: path, depthwise: s.isDepthwise()}
+	if path == pathVNNI && !s.isDepthwise() && s.Groups == 1 && s.InC%4 != 0 {
+		if c := newChannelPaddedConv(s, w, e, path); c != nil {
+			return c, nil
+		}
+	}
+
+	c := &Conv{shape: s, path: path, depthwise: s.isDepthwise(), rowTaps: rowTaps}
 	c.planImages()
-	c.zeroRow = make([]uint8, s.InC+64)
+	c.zeroRow = make([]uint8, s.InC*s.KW+64)
 	for i := range c.zeroRow {
 		c.zeroRow[i] = uint8(e.InZeroPoint)
 	}
@@ -135,6 +165,85 @@ func newConvPath(s ConvShape, w []int8, e Epilogue, path kernelPath) (*Conv, err
 		c.planGEMM(ordered, start)
 	}
 	return c, nil
+}
+
+// newChannelPaddedConv returns a conv whose VNNI kernels read InC rounded up
+// to a multiple of 4 channels per pixel, or nil if that wider conv fails the
+// headroom check or the image size limit. VPDPBUSD takes 4 bytes per lane,
+// so with InC not a multiple of 4 the kernels would otherwise need each
+// tile's taps gathered into contiguous rows, which for a first layer on a
+// one-channel image cost several times the multiply-adds. The added
+// channels have zero weights, so they change no accumulator, and the input
+// copy writes InZeroPoint into them.
+//
+// The copy also adds the left and right padding as zero-point columns. With
+// DilationW 1, the KW taps of one kernel row then read KW*InC contiguous
+// bytes in every output pixel, so the kernels take a whole kernel row per
+// tap slot (rowTaps): KH slots instead of KH*KW, which cuts the per-tap
+// pointer set-up that dominates when a tap has only 4 bytes.
+func newChannelPaddedConv(s ConvShape, w []int8, e Epilogue, path kernelPath) *Conv {
+	ps := s
+	ps.InC = roundUp(s.InC, 4)
+	ps.InW = s.InW + s.PadLeft + s.PadRight
+	ps.PadLeft, ps.PadRight = 0, 0
+	taps := s.KH * s.KW
+	pw := make([]int8, ps.weightLen())
+	for oc := 0; oc < s.OutC; oc++ {
+		for ic := 0; ic < s.InC; ic++ {
+			copy(pw[(oc*ps.InC+ic)*taps:][:taps], w[(oc*s.InC+ic)*taps:][:taps])
+		}
+	}
+	inner, err := newConvPathRows(ps, pw, e, path, s.DilationW == 1 && s.KW > 1)
+	if err != nil {
+		return nil
+	}
+	return &Conv{shape: s, path: path, padded: inner, padLeft: s.PadLeft, padRight: s.PadRight}
+}
+
+// widenChannels copies in, [images][InH][InW][InC], into the padded conv's
+// input layout, [images][InH][padLeft+InW+padRight][padded InC], with
+// InZeroPoint in the added channels and columns.
+func (c *Conv) widenChannels(in []uint8) []uint8 {
+	s, ps := c.shape, c.padded.shape
+	from, to := s.InC, ps.InC
+	n := s.Batch * ps.InH * ps.InW * to
+	buf, _ := c.inputPool.Get().(*[]uint8)
+	if buf == nil || cap(*buf) < n {
+		b := make([]uint8, n)
+		buf = &b
+	}
+	dst := (*buf)[:n]
+	zero := c.padded.zeroRow[0]
+	rows := s.Batch * s.InH
+	for r := range rows {
+		src := in[r*s.InW*from : (r+1)*s.InW*from]
+		line := dst[r*ps.InW*to : (r+1)*ps.InW*to]
+		for i := range line[:c.padLeft*to] {
+			line[i] = zero
+		}
+		for i := range line[(c.padLeft+s.InW)*to:] {
+			line[(c.padLeft+s.InW)*to+i] = zero
+		}
+		pixels := line[c.padLeft*to : (c.padLeft+s.InW)*to]
+		if from == 1 {
+			for p, v := range src {
+				d := pixels[p*to : p*to+to]
+				d[0] = v
+				for i := 1; i < len(d); i++ {
+					d[i] = zero
+				}
+			}
+			continue
+		}
+		for p := range s.InW {
+			d := pixels[p*to : p*to+to]
+			copy(d, src[p*from:p*from+from])
+			for i := from; i < to; i++ {
+				d[i] = zero
+			}
+		}
+	}
+	return dst
 }
 
 // planImages decides whether the batch can be treated as one image.
@@ -222,7 +331,10 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 	}
 	c.kPadded = roundUp(depth, kStep)
 	c.tiles = ceilDiv(c.pixels, c.tileRows)
-	c.tapSlots = s.taps()
+	c.tapSlots, c.tapBytes = s.taps(), s.inPerGroup()
+	if c.rowTaps {
+		c.tapSlots, c.tapBytes = s.KH, s.KW*s.inPerGroup()
+	}
 	c.offsets = c.tileOffsets()
 
 	// Split each group's output channels into blocks of blockWidth; the
@@ -274,6 +386,10 @@ func (c *Conv) tileOffsets() []int32 {
 // that tap t of output pixel reads, or -1 if the tap lies in the padding.
 func (c *Conv) tapOffset(pixel, t int) int32 {
 	s := c.shape
+	if c.rowTaps {
+		// Slot t is kernel row t; its first tap's pixel starts the row.
+		t *= s.KW
+	}
 	if c.images == 1 && s.Batch > 1 {
 		// A pointwise conv over the folded batch reads its own pixel.
 		return int32(pixel * s.InC)

@@ -162,7 +162,7 @@ func (c *Conv) tileVNNI(ws *workspace, scratch []int32, in []uint8, inBase int, 
 		zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
 		accStride: c.accRowWidth * 4,
 		taps:      c.tapSlots,
-		kBytes:    s.inPerGroup(),
+		kBytes:    c.tapBytes,
 	}
 	if c.gather {
 		gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, s.inPerGroup(), c.zeroRow)

@@ -41,6 +41,12 @@ func (c *Conv) RunAccumulators(in []uint8, acc []int32) {
 // items are GEMM tiles or depthwise pixels, split evenly over the workers.
 // Each worker takes its items in groups that share one requantization call.
 func (c *Conv) run(in, out []uint8, acc []int32, threads int) {
+	if c.padded != nil {
+		wide := c.widenChannels(in)
+		c.padded.run(wide, out, acc, threads)
+		c.inputPool.Put(&wide)
+		return
+	}
 	perImage, group := c.tiles, tilesPerItem
 	if c.depthwise {
 		perImage, group = c.pixels, depthwiseChunk

@@ -2,6 +2,7 @@ package infer
 
 import (
 	"math"
+	"sync"
 
 	"github.com/qtool-dev/qtool/internal/gemm"
 	"github.com/qtool-dev/qtool/internal/graph"
@@ -29,7 +30,12 @@ func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tenso
 	parallel(n, threads, func(s int) {
 		var cols []float32
 		if !direct {
-			cols = make([]float32, k*pixels)
+			buf := colsPool.Get().(*[]float32)
+			defer colsPool.Put(buf)
+			if cap(*buf) < k*pixels {
+				*buf = make([]float32, k*pixels)
+			}
+			cols = (*buf)[:k*pixels]
 		}
 		if bias != nil {
 			for oc := range o {
@@ -54,34 +60,53 @@ func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tenso
 	return out
 }
 
-// im2col writes the [C*KH*KW, OH*OW] patch matrix of one sample; padded taps are 0.
+// colsPool holds patch matrices for reuse: im2col overwrites every value.
+var colsPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// im2col writes the [C*KH*KW, OH*OW] patch matrix of one sample; padded taps are 0. Each
+// output row's in-bounds stretch is found once, then copied (stride 1) or strided through.
 func im2col(x []float32, c, h, w, kh, kw int, a graph.Attrs, oh, ow int, cols []float32) {
+	sy, sx := a.Stride[0], a.Stride[1]
 	row := 0
 	for ci := range c {
 		for ky := range kh {
 			for kx := range kw {
 				dst := cols[row*oh*ow : (row+1)*oh*ow]
+				// ix = ox*sx + shift lies in [0, w) for ox in [lo, hi).
+				shift := kx*a.Dilation[1] - a.Padding[1]
+				lo := min(ow, max(0, ceilDiv(-shift, sx)))
+				hi := max(lo, min(ow, ceilDiv(w-shift, sx)))
 				for oy := range oh {
-					iy := oy*a.Stride[0] - a.Padding[0] + ky*a.Dilation[0]
+					iy := oy*sy - a.Padding[0] + ky*a.Dilation[0]
 					line := dst[oy*ow : (oy+1)*ow]
 					if iy < 0 || iy >= h {
 						clear(line)
 						continue
 					}
 					src := x[(ci*h+iy)*w : (ci*h+iy+1)*w]
-					for ox := range line {
-						ix := ox*a.Stride[1] - a.Padding[1] + kx*a.Dilation[1]
-						if ix >= 0 && ix < w {
-							line[ox] = src[ix]
-						} else {
-							line[ox] = 0
-						}
+					clear(line[:lo])
+					clear(line[hi:])
+					if sx == 1 && lo < hi {
+						copy(line[lo:hi], src[lo+shift:hi+shift])
+						continue
+					}
+					for ox := lo; ox < hi; ox++ {
+						line[ox] = src[ox*sx+shift]
 					}
 				}
 				row++
 			}
 		}
 	}
+}
+
+// ceilDiv returns the ceiling of a/b for b > 0 and any sign of a.
+func ceilDiv(a, b int) int {
+	q := a / b
+	if a%b != 0 && a > 0 {
+		q++
+	}
+	return q
 }
 
 // linearRowBlock is how many samples one goroutine of linear takes at a time.
@@ -187,15 +212,46 @@ func pool2D(x *tensor.Tensor, a graph.Attrs, reduce func(vals []float32, window 
 	return out
 }
 
-// maxPool ignores padded cells, as PyTorch does.
+// maxPool ignores padded cells, as PyTorch does. A window's maximum is the maximum over its
+// columns of each column's maximum over the window's rows, so each output row first takes
+// the elementwise maximum of its in-bounds input rows, then slides along that line. max is
+// exact, so this gives the same bits as visiting the window's cells one by one.
 func maxPool(x *tensor.Tensor, a graph.Attrs) *tensor.Tensor {
-	return pool2D(x, a, func(vals []float32, _ int) float32 {
-		m := float32(math.Inf(-1))
-		for _, v := range vals {
-			m = max(m, v)
+	n, c, h, w := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	kh, kw := a.Kernel[0], a.Kernel[1]
+	oh := (h+a.Padding[0]+a.Padding[2]-kh)/a.Stride[0] + 1
+	ow := (w+a.Padding[1]+a.Padding[3]-kw)/a.Stride[1] + 1
+	out := tensor.New(n, c, oh, ow)
+	line := make([]float32, w)
+	negInf := float32(math.Inf(-1))
+	for p := range n * c {
+		plane := x.Data[p*h*w : (p+1)*h*w]
+		for oy := range oh {
+			y0 := oy*a.Stride[0] - a.Padding[0]
+			y1 := min(y0+kh, h)
+			y0 = max(y0, 0)
+			for i := range line {
+				line[i] = negInf
+			}
+			for y := y0; y < y1; y++ {
+				for i, v := range plane[y*w : (y+1)*w] {
+					line[i] = max(line[i], v)
+				}
+			}
+			dst := out.Data[(p*oh+oy)*ow : (p*oh+oy+1)*ow]
+			for ox := range dst {
+				x0 := ox*a.Stride[1] - a.Padding[1]
+				m := negInf
+				if lo, hi := max(x0, 0), min(x0+kw, w); lo < hi {
+					for _, v := range line[lo:hi] {
+						m = max(m, v)
+					}
+				}
+				dst[ox] = m
+			}
 		}
-		return m
-	})
+	}
+	return out
 }
 
 // avgPool sums in float64 and divides by the full window (count_include_pad) or by the

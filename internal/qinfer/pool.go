@@ -3,6 +3,8 @@ package qinfer
 import (
 	"fmt"
 	"math"
+
+	"github.com/qtool-dev/qtool/internal/gemm"
 )
 
 // poolKernel computes maxpool2d, avgpool2d and global_avgpool on one sample's NHWC bytes.
@@ -89,9 +91,40 @@ func newPoolKernel(n *node) (kernel, error) {
 func (k *poolKernel) run(in [][]uint8, out []uint8, batch, threads int) error {
 	inLen, outLen := k.h*k.w*k.c, k.outH*k.outW*k.c
 	forSamples(batch, threads, func(s, _ int) {
-		k.sample(in[0][s*inLen:][:inLen], out[s*outLen:][:outLen])
+		if k.average {
+			k.sample(in[0][s*inLen:][:inLen], out[s*outLen:][:outLen])
+		} else {
+			k.sampleMax(in[0][s*inLen:][:inLen], out[s*outLen:][:outLen])
+		}
 	})
 	return nil
+}
+
+// sampleMax max-pools one image separably: for each output row it first takes the bytewise
+// maximum of the window's in-bounds input rows, whole rows at a time, then the maximum over
+// each window's in-bounds columns of that line. It gives the same bytes as sample.
+func (k *poolKernel) sampleMax(src, dst []uint8) {
+	rowBytes := k.w * k.c
+	line := make([]uint8, rowBytes)
+	for oy := range k.outH {
+		y0 := oy*k.strideH - k.padTop
+		y1 := min(y0+k.kernelH, k.h)
+		y0 = max(y0, 0)
+		copy(line, src[y0*rowBytes:(y0+1)*rowBytes])
+		for y := y0 + 1; y < y1; y++ {
+			gemm.MaxBytes(line, src[y*rowBytes:(y+1)*rowBytes])
+		}
+		for ox := range k.outW {
+			x0 := ox*k.strideW - k.padLeft
+			x1 := min(x0+k.kernelW, k.w)
+			x0 = max(x0, 0)
+			out := dst[(oy*k.outW+ox)*k.c:][:k.c]
+			copy(out, line[x0*k.c:(x0+1)*k.c])
+			for x := x0 + 1; x < x1; x++ {
+				gemm.MaxBytes(out, line[x*k.c:(x+1)*k.c])
+			}
+		}
+	}
 }
 
 // sample pools one image. For each output pixel it walks the window's in-bounds cells and

@@ -1,0 +1,5 @@
+//go:build !amd64 || purego
+
+package gemm
+
+func maxBytesSIMD(dst, src []uint8) int { return 0 }
