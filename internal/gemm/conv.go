@@ -1,6 +1,7 @@
 package gemm
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"sync"
@@ -225,13 +226,12 @@ func (c *Conv) widenChannels(in []uint8) []uint8 {
 			line[(c.padLeft+s.InW)*to+i] = zero
 		}
 		pixels := line[c.padLeft*to : (c.padLeft+s.InW)*to]
-		if from == 1 {
+		if from == 1 && to == 4 {
+			// One byte per pixel, as in a first layer on a grayscale image:
+			// store the pixel and its three zero-point bytes as one word.
+			fill := uint32(zero) * 0x01010100
 			for p, v := range src {
-				d := pixels[p*to : p*to+to]
-				d[0] = v
-				for i := 1; i < len(d); i++ {
-					d[i] = zero
-				}
+				binary.LittleEndian.PutUint32(pixels[4*p:], fill|uint32(v))
 			}
 			continue
 		}
