@@ -1,7 +1,9 @@
 // Command vnnipeak measures the int8 multiply-add peak of this machine's
 // cores: independent VPDPBUSD instructions on 512-bit registers (the
 // AVX-512 VNNI path's inner instruction) and VPMADDWD plus VPADDD pairs on
-// 256-bit registers (the exact AVX2 path's), on 1 and on all cores at once.
+// 256-bit registers (the exact AVX2 path's), and the float32 peak of
+// independent VFMADD231PS on 512-bit registers (GFLOPS, the AVX-512 float
+// kernel's instruction), on 1 and on all cores at once.
 // docs/benchmarks.md compares the gemm kernels with these numbers.
 //
 // Usage: go run ./bench/vnnipeak [-duration 2s]
@@ -33,8 +35,9 @@ func main() {
 	loops := []loop{
 		{"VPDPBUSD zmm (vnni)", hasVNNI(), 12 * 64 * 2, vpdpbusdLoop},
 		{"VPMADDWD+VPADDD ymm (avx2)", hasAVX2(), 6 * 16 * 2, vpmaddwdLoop},
+		{"VFMADD231PS zmm (float32)", hasAVX512F(), 12 * 16 * 2, vfmaddLoop},
 	}
-	fmt.Printf("%-28s %8s %10s\n", "instructions", "threads", "GOPS")
+	fmt.Printf("%-28s %8s %10s\n", "instructions", "threads", "G(FL)OPS")
 	for _, l := range loops {
 		if !l.supported {
 			fmt.Printf("%-28s %8s %10s\n", l.name, "-", "unsupported")

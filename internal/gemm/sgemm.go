@@ -14,10 +14,9 @@ import (
 //
 // with fma rounding once, to nearest even, as IEEE 754 fusedMultiplyAdd
 // does. The AVX-512 and AVX2 kernels and the plain Go kernel compute exactly
-// this, so the result has the same bits on every path, for every way a
-// caller splits the rows among goroutines, and for every batch that puts
-// more or fewer rows or columns into one call. SGEMM itself runs on the
-// calling goroutine.
+// this, so the result has the same bits on every path. It also does not
+// depend on how a caller splits rows or columns among calls or goroutines.
+// SGEMM itself runs on the calling goroutine.
 //
 // It panics if a slice is shorter than its dimensions and strides need,
 // which is a bug in the caller.
@@ -91,11 +90,12 @@ func sgemmGeneric(m, n, k int, a []float32, lda int, b []float32, ldb int, c []f
 }
 
 // fma32 returns x*y + z rounded once to float32, to nearest even. The
-// product of two float32 values is exact in float64; the sum is formed in
-// float64 with its rounding error, then rounded to odd, so the final
-// rounding to float32 (24 bits, at least 2 fewer than float64's 53) is the
-// correctly rounded result. Rounding to odd keeps a value that lies exactly
-// between two float32 numbers from being taken for a tie.
+// product of two float32 values is exact in float64. The sum is formed in
+// float64 together with its rounding error and then rounded to odd. Because
+// float32 keeps at least 2 fewer bits than float64 (24 against 53), the
+// final rounding to float32 then gives the correctly rounded result.
+// Rounding to odd keeps a sum that lies just off the midpoint of two float32
+// values from being rounded to that midpoint and then treated as a tie.
 func fma32(x, y, z float32) float32 {
 	p := float64(x) * float64(y)
 	zz := float64(z)

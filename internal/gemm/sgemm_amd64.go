@@ -45,7 +45,7 @@ func sgemmTile(p kernelPath) (rows, cols int, kernel func(*sgemmArgs)) {
 
 func ptr(v []float32) unsafe.Pointer { return unsafe.Pointer(&v[0]) }
 
-// sgemmBuffers holds the packed panels of a, and a tile of b and c for the
+// sgemmBuffers contains the packed panels of a, and a tile of b and c for the
 // edges of the matrices.
 type sgemmBuffers struct {
 	panels []float32

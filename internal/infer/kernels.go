@@ -60,7 +60,7 @@ func conv2D(x, w, bias *tensor.Tensor, a graph.Attrs, threads int) *tensor.Tenso
 	return out
 }
 
-// colsPool holds patch matrices for reuse: im2col overwrites every value.
+// colsPool keeps patch matrices for reuse, which is safe because im2col overwrites every value.
 var colsPool = sync.Pool{New: func() any { return new([]float32) }}
 
 // im2col writes the [C*KH*KW, OH*OW] patch matrix of one sample; padded taps are 0. Each
