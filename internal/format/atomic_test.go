@@ -75,3 +75,52 @@ func TestWriteFileAtomicParentIsAFile(t *testing.T) {
 		t.Errorf("error %v does not name %s and say the folder is not a directory", err, path)
 	}
 }
+
+// TestWriteFilesAtomicSecondFails checks that when the second file of a pair fails, neither
+// path changes and no temporary file remains.
+func TestWriteFilesAtomicSecondFails(t *testing.T) {
+	dir := t.TempDir()
+	weights, graph := filepath.Join(dir, "fused.npz"), filepath.Join(dir, "fused.json")
+	os.WriteFile(weights, []byte("old weights"), 0o644)
+	os.WriteFile(graph, []byte("old graph"), 0o644)
+
+	err := WriteFilesAtomic(
+		AtomicFile{Path: weights, Write: func(w io.Writer) error { _, err := w.Write([]byte("new weights")); return err }},
+		AtomicFile{Path: graph, Write: func(w io.Writer) error {
+			return &os.PathError{Op: "write", Path: "tmp", Err: syscall.ENOSPC}
+		}},
+	)
+	if err == nil || !strings.Contains(err.Error(), graph) {
+		t.Fatalf("error %v does not name %s", err, graph)
+	}
+	for path, want := range map[string]string{weights: "old weights", graph: "old graph"} {
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("%s holds %q after the failed write, want %q", path, got, want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("%d files after the failed write, want 2 (temporary files must be removed)", len(entries))
+	}
+}
+
+// TestWriteFilesAtomicWritesAll checks that a pair that succeeds replaces both files.
+func TestWriteFilesAtomicWritesAll(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	os.WriteFile(a, []byte("old"), 0o644)
+	err := WriteFilesAtomic(
+		AtomicFile{Path: a, Write: func(w io.Writer) error { _, err := w.Write([]byte("new a")); return err }},
+		AtomicFile{Path: b, Write: func(w io.Writer) error { _, err := w.Write([]byte("new b")); return err }},
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{a: "new a", b: "new b"} {
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("%s holds %q, want %q", path, got, want)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("%d files, want 2", len(entries))
+	}
+}

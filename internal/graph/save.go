@@ -68,7 +68,8 @@ func (m *Model) MarshalJSON() ([]byte, error) {
 
 // Save writes the model to path and its parameters to an NPZ archive beside it, named after the
 // JSON file (fused.json gets fused.npz), so that saving never overwrites another model's weights.
-// Both files are written atomically; the archive first, so the JSON never names a missing file.
+// Both files are written in full to temporary files before either replaces an old file, the
+// archive first, so a failed save leaves the old pair and the JSON never names a missing file.
 func (m *Model) Save(path string) error {
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	weights := base + ".npz"
@@ -80,21 +81,25 @@ func (m *Model) Save(path string) error {
 	for key, t := range m.Params {
 		arrays[key] = func(w io.Writer) error { return format.EncodeNPY(w, t) }
 	}
-	npzPath := filepath.Join(filepath.Dir(path), weights)
-	if err := format.WriteFileAtomic(npzPath, func(w io.Writer) error { return format.WriteNPZ(w, arrays) }); err != nil {
-		return err
-	}
-
 	saved := *m
 	saved.Weights = weights
 	doc, err := saved.MarshalJSON()
 	if err != nil {
 		return err
 	}
-	return format.WriteFileAtomic(path, func(w io.Writer) error {
-		_, err := w.Write(doc)
-		return err
-	})
+	return format.WriteFilesAtomic(
+		format.AtomicFile{
+			Path:  filepath.Join(filepath.Dir(path), weights),
+			Write: func(w io.Writer) error { return format.WriteNPZ(w, arrays) },
+		},
+		format.AtomicFile{
+			Path: path,
+			Write: func(w io.Writer) error {
+				_, err := w.Write(doc)
+				return err
+			},
+		},
+	)
 }
 
 // Hash returns a SHA-256 over the model's content: the canonical graph (without the weights
