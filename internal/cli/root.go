@@ -52,13 +52,33 @@ type globalOptions struct {
 	verbose bool
 	viper   *viper.Viper
 	log     *Logger
+	// sources maps each flag whose value came from the config file or a QTOOL_* variable
+	// to where it came from, so that an error about the flag can name it.
+	sources map[string]string
+}
+
+// annotate appends to an error message that names a flag (--bits) where that flag's value
+// came from, when it came from the config file or the environment rather than the command line.
+func (g *globalOptions) annotate(err error) string {
+	msg := err.Error()
+	names := make([]string, 0, len(g.sources))
+	for name := range g.sources {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.Contains(msg, "--"+name) {
+			msg += fmt.Sprintf(" (the value of --%s came from %s)", name, g.sources[name])
+		}
+	}
+	return msg
 }
 
 // Main runs qtool with args and returns the process exit code.
 func Main(args []string, s *Streams) int {
 	defer handleSignals(s.Err)()
 
-	root := NewRootCmd(s)
+	root, g := newRootCmd(s)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -72,7 +92,7 @@ func Main(args []string, s *Streams) int {
 	} else if isCobraUsageError(err) {
 		code = ExitUsage
 	}
-	fmt.Fprintf(s.Err, "qtool: %v\n", err)
+	fmt.Fprintf(s.Err, "qtool: %s\n", g.annotate(err))
 	if code == ExitUsage {
 		fmt.Fprintln(s.Err, "Run 'qtool --help' or 'qtool COMMAND --help' for usage.")
 	}
@@ -115,7 +135,13 @@ func isCobraUsageError(err error) bool {
 
 // NewRootCmd builds the qtool command tree writing to s.
 func NewRootCmd(s *Streams) *cobra.Command {
-	g := &globalOptions{viper: viper.New()}
+	root, _ := newRootCmd(s)
+	return root
+}
+
+// newRootCmd builds the command tree and returns its global options too.
+func newRootCmd(s *Streams) (*cobra.Command, *globalOptions) {
+	g := &globalOptions{viper: viper.New(), sources: map[string]string{}}
 	root := &cobra.Command{
 		Use:   "qtool",
 		Short: "Post-training int8 quantization of CNNs, bit-exact and deterministic",
@@ -151,7 +177,7 @@ Settings come from flags, then QTOOL_* environment variables (QTOOL_METHOD=entro
 	for _, c := range extraCommands {
 		root.AddCommand(c(s, g))
 	}
-	return root
+	return root, g
 }
 
 // extraCommands lets each command file register its constructor.
@@ -191,6 +217,12 @@ func (g *globalOptions) setup(cmd *cobra.Command, s *Streams) error {
 		val := configString(v.Get(key))
 		if err := f.Value.Set(val); err != nil {
 			applyErr = usageError("setting %q from the config or QTOOL_%s: invalid value %q: %v", key, strings.ToUpper(key), val, err)
+			return
+		}
+		if env := "QTOOL_" + strings.ToUpper(key); os.Getenv(env) != "" {
+			g.sources[f.Name] = env
+		} else {
+			g.sources[f.Name] = fmt.Sprintf("key %s of config %s", key, g.config)
 		}
 	})
 	if applyErr != nil {
