@@ -85,6 +85,7 @@ func sgemmGeneric(m, n, k int, a []float32, lda int, b []float32, ldb int, c []f
 			for j := range ci {
 				ci[j] = fma32(aik, bk[j], ci[j])
 			}
+
 		}
 	}
 }
@@ -100,6 +101,9 @@ func fma32(x, y, z float32) float32 {
 	p := float64(x) * float64(y)
 	zz := float64(z)
 	s := p + zz
+	if roundsLikeExact(s) {
+		return float32(s)
+	}
 	// Knuth's TwoSum: p + zz = s + e exactly.
 	bv := s - p
 	e := (p - (s - bv)) + (zz - bv)
@@ -117,4 +121,13 @@ func fma32(x, y, z float32) float32 {
 		}
 	}
 	return float32(s)
+}
+
+// roundsLikeExact reports whether the float64 sum s of a float32 product and a float32 value
+// rounds to the same float32 as the exact sum. Rounding s to float32 drops its low 29 mantissa
+// bits. Unless they are exactly the midpoint pattern, the exact sum lies on the same side of
+// every float32 midpoint as s, because rounding to float64 is monotonic. Below float32's
+// smallest normal number more bits are dropped, so those sums report false.
+func roundsLikeExact(s float64) bool {
+	return math.Float64bits(s)&(1<<29-1) != 1<<28 && math.Abs(s) >= 0x1p-126
 }
