@@ -59,7 +59,7 @@ The config file may set a method per tensor:
     fc2: minmax
     conv1: {method: percentile, percentile: 99.9}`,
 		Example: `  qtool calibrate out/fused.json --data testdata/lenet-mnist/calib.npy --method entropy -o out/calib.json`,
-		Args:    cobra.ExactArgs(1),
+		Args:    oneArg("MODEL", "the model's .json file, usually the fused one"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.model = args[0]
 			return runCalibrate(o)

@@ -43,7 +43,7 @@ fuse writes the graph to OUT.json and the weights to OUT.npz beside it, creating
 folder if needed. Warnings, such as BatchNorm channels with zero running_var, go to stderr.`,
 		Example: `  qtool fuse testdata/lenet-mnist/model.json -o out/lenet-fused.json
   qtool fuse model.json -o fused.json --json | jq '.changes[] | select(.action == "kept")'`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("MODEL", "the float model's .json file"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.model = args[0]
 			return runFuse(o)

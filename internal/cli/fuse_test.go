@@ -212,7 +212,7 @@ func TestRunFuseUsageErrors(t *testing.T) {
 		{"output through another path", []string{"fuse", model, "-o", filepath.Join(dir, ".", "model.json")}, "would overwrite"},
 		{"output weights overwrite the input weights", []string{"fuse", other, "-o", filepath.Join(dir, "w.json")}, "w.npz would overwrite"},
 		{"output is not JSON", []string{"fuse", model, "-o", filepath.Join(dir, "fused.npz")}, "must be a .json file"},
-		{"no model argument", []string{"fuse", "-o", filepath.Join(dir, "fused.json")}, "accepts 1 arg"},
+		{"no model argument", []string{"fuse", "-o", filepath.Join(dir, "fused.json")}, "fuse needs the MODEL argument"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -35,7 +35,7 @@ and fused activation, then the totals. For a .qmodel it also prints every tensor
 shape, scale and zero point.`,
 		Example: `  qtool inspect testdata/lenet-mnist/model.json
   qtool inspect --json out/model.qmodel | jq .tensors`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("MODEL", "a .json model or a .qmodel file"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.path = args[0]
 			return runInspect(o)

@@ -170,7 +170,7 @@ func runPipeline(o *pipelineOptions) error {
 	ev := &evalOptions{streams: o.streams, global: o.global, floatModel: fused, quantModel: qmodel, data: o.evalData,
 		labels: o.evalLabels, perLayer: o.perLayer, json: o.json, maxDrop: o.maxDrop, noTiming: o.noTiming,
 		batch: o.batch, limit: o.evalLimit, threads: o.threads, reportPath: filepath.Join(o.out, "eval.json"),
-		gateFlag: "max_drop_pp"}
+		gateFlag: "--max-drop-pp"}
 	if o.plots {
 		ev.plotDir = filepath.Join(o.out, "plots")
 	}

@@ -53,7 +53,7 @@ stores the model's content hash, and a table made for another model is an error 
 channel; --widen-weight-scale enlarges that channel's weight scale until it fits.`,
 		Example: `  qtool quantize out/fused.json --calib out/calib.json -o out/model.qmodel
   qtool quantize out/fused.json --calib out/calib.json -o out/model.qmodel --weights per-tensor --bits 6 --exclude fc2`,
-		Args: cobra.ExactArgs(1),
+		Args: oneArg("MODEL", "the fused model's .json file"),
 		RunE: func(_ *cobra.Command, args []string) error {
 			o.model = args[0]
 			return runQuantize(o)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -99,8 +100,8 @@ func Main(args []string, s *Streams) int {
 	return code
 }
 
-// handleSignals removes the temporary files of unfinished writes and exits with 130 when SIGINT
-// or SIGTERM arrives, so an interrupted command leaves the previous output file or none. It
+// handleSignals removes the temporary files of unfinished writes and exits with 128 plus the
+// signal number (130 for SIGINT, 143 for SIGTERM), as shells report it, when either arrives, so an interrupted command leaves the previous output file or none. It
 // returns a function that stops the handling.
 func handleSignals(errOut io.Writer) func() {
 	stop := make(chan os.Signal, 1)
@@ -110,8 +111,12 @@ func handleSignals(errOut io.Writer) func() {
 		select {
 		case sig := <-stop:
 			format.RemoveTempFiles()
-			fmt.Fprintf(errOut, "qtool: interrupted by %v; unfinished output files were removed\n", sig)
-			os.Exit(130)
+			name, code := "SIGINT", 130
+			if sig == syscall.SIGTERM {
+				name, code = "SIGTERM", 143
+			}
+			fmt.Fprintf(errOut, "qtool: interrupted by %s; unfinished output files were removed\n", name)
+			os.Exit(code)
 		case <-done:
 		}
 	}()
@@ -214,16 +219,16 @@ func (g *globalOptions) setup(cmd *cobra.Command, s *Streams) error {
 		if !v.IsSet(key) {
 			return
 		}
+		source := fmt.Sprintf("key %s of config %s", key, g.config)
+		if env := "QTOOL_" + strings.ToUpper(key); os.Getenv(env) != "" {
+			source = env
+		}
 		val := configString(v.Get(key))
 		if err := f.Value.Set(val); err != nil {
-			applyErr = usageError("setting %q from the config or QTOOL_%s: invalid value %q: %v", key, strings.ToUpper(key), val, err)
+			applyErr = usageError("%s: invalid value %q for --%s: %s", source, val, f.Name, parseReason(f, err))
 			return
 		}
-		if env := "QTOOL_" + strings.ToUpper(key); os.Getenv(env) != "" {
-			g.sources[f.Name] = env
-		} else {
-			g.sources[f.Name] = fmt.Sprintf("key %s of config %s", key, g.config)
-		}
+		g.sources[f.Name] = source
 	})
 	if applyErr != nil {
 		return applyErr
@@ -236,6 +241,38 @@ func (g *globalOptions) setup(cmd *cobra.Command, s *Streams) error {
 
 	g.log = NewLogger(s.Err, g.quiet, g.verbose)
 	return nil
+}
+
+// oneArg accepts exactly one positional argument and names it in the error otherwise, for
+// example "qtool fuse needs the MODEL argument: the float model's .json file".
+func oneArg(name, what string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		switch {
+		case len(args) == 0:
+			return usageError("%s needs the %s argument: %s", cmd.Name(), name, what)
+		case len(args) > 1:
+			return usageError("%s takes one %s argument (%s), got %d: %s",
+				cmd.Name(), name, what, len(args), strings.Join(args, " "))
+		}
+		return nil
+	}
+}
+
+// parseReason turns a flag parse error into words: strconv's errors become the expected type.
+func parseReason(f *pflag.Flag, err error) string {
+	var numErr *strconv.NumError
+	if !errors.As(err, &numErr) {
+		return err.Error()
+	}
+	switch f.Value.Type() {
+	case "int", "int32", "int64", "uint", "uint64":
+		return "expected a whole number"
+	case "float32", "float64":
+		return "expected a number"
+	case "bool":
+		return "expected true or false"
+	}
+	return "expected a " + f.Value.Type()
 }
 
 // configString renders a config value the way the flag parser reads it: lists become

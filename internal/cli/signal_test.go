@@ -54,8 +54,9 @@ func TestInterruptedWriteLeavesPreviousFile(t *testing.T) {
 			go func() { waited <- cmd.Wait() }()
 			select {
 			case err := <-waited:
-				if code := cmd.ProcessState.ExitCode(); code != 130 {
-					t.Errorf("child exit code %d (%v), want 130", code, err)
+				want := 128 + int(sig)
+				if code := cmd.ProcessState.ExitCode(); code != want {
+					t.Errorf("child exit code %d (%v), want %d", code, err, want)
 				}
 			case <-time.After(10 * time.Second):
 				cmd.Process.Kill()
