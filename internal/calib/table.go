@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"math"
 	"os"
@@ -95,6 +96,9 @@ func (t *Table) Write(path string) error {
 // settings, a non-finite alpha or beta, alpha > beta, or a negative count.
 func ReadTable(path string) (*Table, error) {
 	data, err := readLimited(path, MaxTableSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("calibration table %s not found; run qtool calibrate to write it, or check the path", path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("calib: read table: %w", err)
 	}

@@ -263,7 +263,7 @@ func TestReadTableFileErrors(t *testing.T) {
 	}{
 		{"too large", large, `calib: read table: "` + large + `" is 67108865 bytes, more than the limit of 67108864 bytes`},
 		{"folder", dir, `calib: read table: "` + dir + `" is not a regular file`},
-		{"missing", filepath.Join(dir, "none.json"), `calib: read table: open ` + filepath.Join(dir, "none.json") + `: no such file or directory`},
+		{"missing", filepath.Join(dir, "none.json"), `calibration table ` + filepath.Join(dir, "none.json") + ` not found; run qtool calibrate`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

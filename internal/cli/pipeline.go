@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/qtool-dev/qtool/internal/dataset"
+	"github.com/qtool-dev/qtool/internal/graph"
 	"github.com/qtool-dev/qtool/internal/quant"
 )
 
@@ -122,8 +124,31 @@ func (o *pipelineOptions) check() error {
 	return nil
 }
 
+// checkEvalData reads the test data and labels against the model before any step runs, so
+// that a wrong eval_data or eval_labels fails at once instead of after calibration.
+func (o *pipelineOptions) checkEvalData() error {
+	m, err := graph.Load(o.model)
+	if err != nil {
+		return err
+	}
+	data, err := dataset.Open(m, o.evalData)
+	if err != nil {
+		return fmt.Errorf("pipeline: eval_data: %w", err)
+	}
+	if o.evalLabels == "" {
+		return nil
+	}
+	if _, err := dataset.Labels(o.evalLabels, data.Len()); err != nil {
+		return fmt.Errorf("pipeline: eval_labels does not fit eval_data %s: %w", o.evalData, err)
+	}
+	return nil
+}
+
 func runPipeline(o *pipelineOptions) error {
 	if err := o.check(); err != nil {
+		return err
+	}
+	if err := o.checkEvalData(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(o.out, 0o755); err != nil {

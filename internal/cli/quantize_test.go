@@ -165,7 +165,7 @@ func TestQuantizeExitCodes(t *testing.T) {
 		{name: "bad calib file", files: func(dir string) { os.WriteFile(filepath.Join(dir, "calib.json"), []byte("{not json"), 0o644) },
 			code: ExitFailure, stderr: []string{"calib.json", "not a calibration table"}},
 		{name: "missing calib file", files: func(dir string) { os.Remove(filepath.Join(dir, "calib.json")) },
-			code: ExitFailure, stderr: []string{"calib.json", "no such file"}},
+			code: ExitFailure, stderr: []string{"calib.json", "not found; run qtool calibrate"}},
 		{name: "missing tensor", edit: func(tab *calib.Table) { delete(tab.Tensors, "conv") },
 			code: ExitFailure, stderr: []string{`tensor "conv" is missing`, "re-run qtool calibrate"}},
 		{name: "stale table", edit: func(tab *calib.Table) { tab.ModelHash = "sha256:" + strings.Repeat("1", 64) },

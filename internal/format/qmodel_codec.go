@@ -306,6 +306,9 @@ func splitHeader(data []byte) ([]byte, error) {
 	if len(data) < 8 {
 		return nil, fmt.Errorf("%s or not a .qmodel: it has %d bytes, fewer than the 8-byte header length", errCorrupt, len(data))
 	}
+	if trimmed := bytes.TrimLeft(data[:min(len(data), 64)], " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		return nil, fmt.Errorf("this is a JSON file, not a .qmodel; give the file that qtool quantize writes (-o model.qmodel)")
+	}
 	n := binary.LittleEndian.Uint64(data)
 	if n > MaxQModelHeaderBytes {
 		return nil, fmt.Errorf("%s or not a .qmodel: header length %d is more than the limit of %d bytes", errCorrupt, n, MaxQModelHeaderBytes)

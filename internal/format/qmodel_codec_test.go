@@ -460,3 +460,12 @@ func TestWriteQModelKeepsOldFileOnError(t *testing.T) {
 		t.Errorf("the folder has %d entries after a failed write, want only the old file", len(entries))
 	}
 }
+
+func TestQModelJSONFileNamed(t *testing.T) {
+	for _, data := range []string{`{"format": "qtool.float/1", "nodes": []}`, "\n  {\"format\": 1}"} {
+		_, err := DecodeQModel([]byte(data))
+		if err == nil || !strings.Contains(err.Error(), "JSON file, not a .qmodel") {
+			t.Errorf("DecodeQModel(%q) = %v, want an error that calls it a JSON file", data, err)
+		}
+	}
+}

@@ -96,7 +96,7 @@ var activePath = initActivePath()
 func initActivePath() kernelPath {
 	p, warning := selectPath(os.Getenv(kernelEnv))
 	if warning != "" {
-		fmt.Fprintln(os.Stderr, warning)
+		fmt.Fprintln(os.Stderr, "qtool: warning: "+strings.TrimPrefix(warning, "gemm: "))
 	}
 	return p
 }
