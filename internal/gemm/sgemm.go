@@ -13,8 +13,9 @@ import (
 //	c[i][j] = fma(a[i][k-1], b[k-1][j], ... fma(a[i][0], b[0][j], c[i][j]))
 //
 // with fma rounding once, to nearest even, as IEEE 754 fusedMultiplyAdd
-// does. The AVX-512 and AVX2 kernels and the plain Go kernel compute exactly
-// this, so the result has the same bits on every path. It also does not
+// does (see fma32 for overflow and NaNs). The AVX-512 and AVX2 kernels and
+// the plain Go kernel compute exactly this, so the result has the same bits
+// on every path. It also does not
 // depend on how a caller splits rows or columns among calls or goroutines.
 // SGEMM itself runs on the calling goroutine.
 //
@@ -90,19 +91,29 @@ func sgemmGeneric(m, n, k int, a []float32, lda int, b []float32, ldb int, c []f
 	}
 }
 
-// fma32 returns x*y + z rounded once to float32, to nearest even. The
-// product of two float32 values is exact in float64. The sum is formed in
-// float64 together with its rounding error and then rounded to odd. Because
-// float32 keeps at least 2 fewer bits than float64 (24 against 53), the
-// final rounding to float32 then gives the correctly rounded result.
-// Rounding to odd keeps a sum that lies just off the midpoint of two float32
-// values from being rounded to that midpoint and then treated as a tie.
+// fma32 returns x*y + z rounded once to float32, to nearest even, as the
+// x86 VFMADD231PS with z as the accumulator computes it. A result too large
+// for float32 becomes ±Inf. NaNs follow that instruction too, as measured
+// on an Intel core (TestSGEMMHardwareFMA checks it on every run): the first
+// NaN among x, y and z is returned quieted, and a NaN that the operation
+// creates (0 * Inf, or Inf - Inf) is the x86 default NaN, 0xffc00000.
+//
+// The product of two float32 values is exact in float64. The sum is formed
+// in float64 together with its rounding error and then rounded to odd.
+// Because float64 has at least 2 more significand bits than float32 needs
+// (53 >= 24 + 2), the final rounding to float32 then gives the correctly
+// rounded result. Rounding to odd keeps a sum that lies just off the
+// midpoint of two float32 values from being rounded onto the midpoint and
+// then treated as a tie.
 func fma32(x, y, z float32) float32 {
 	p := float64(x) * float64(y)
 	zz := float64(z)
 	s := p + zz
 	if roundsLikeExact(s) {
 		return float32(s)
+	}
+	if math.IsNaN(s) {
+		return fma32NaN(x, y, z)
 	}
 	// Knuth's TwoSum: p + zz = s + e exactly.
 	bv := s - p
@@ -121,6 +132,21 @@ func fma32(x, y, z float32) float32 {
 		}
 	}
 	return float32(s)
+}
+
+// defaultNaN32 is the quiet NaN that x86 SSE and AVX instructions create.
+const defaultNaN32 = 0xffc00000
+
+// fma32NaN returns the NaN that VFMADD231PS returns when x*y + z is a NaN:
+// the first NaN operand among x, y and z, quieted, or the default NaN.
+func fma32NaN(x, y, z float32) float32 {
+	const quiet = 0x00400000
+	for _, v := range [3]float32{x, y, z} {
+		if v != v {
+			return math.Float32frombits(math.Float32bits(v) | quiet)
+		}
+	}
+	return math.Float32frombits(defaultNaN32)
 }
 
 // roundsLikeExact reports whether the float64 sum s of a float32 product and a float32 value
