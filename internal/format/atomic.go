@@ -24,6 +24,13 @@ type AtomicFile struct {
 // weights. Every file is first written in full to a synced temporary file in its folder. Only
 // when all of them succeeded are they renamed over their paths, in the order given. If any
 // write fails, every temporary file is removed and no path changes.
+//
+// The renames are separate system calls. A SIGINT or SIGTERM that arrives between them waits
+// for the last one (RemoveTempFiles takes the same lock). If a rename fails, the files already
+// renamed are put back from hard-link backups of the old files, or removed where there was no
+// old file.
+// NOTE: on a file system without hard links the old file cannot be put back, so a failed second
+// rename leaves the new first file beside the old second one.
 func WriteFilesAtomic(files ...AtomicFile) (err error) {
 	staged := make([]string, 0, len(files))
 	defer func() {
@@ -44,12 +51,67 @@ func WriteFilesAtomic(files ...AtomicFile) (err error) {
 			return stageErr
 		}
 	}
+	commitMu.Lock()
+	defer commitMu.Unlock()
+	return commitFiles(files, staged)
+}
+
+// renameFile is os.Rename; tests replace it to make a rename fail.
+var renameFile = os.Rename
+
+// commitFiles renames each staged file over its path. For more than one file it first links a
+// backup of every existing path, and if a rename fails it puts the renamed paths back.
+func commitFiles(files []AtomicFile, staged []string) error {
+	backups := make([]string, len(files))
+	existed := make([]bool, len(files))
+	if len(files) > 1 {
+		for i, f := range files {
+			if _, err := os.Lstat(f.Path); err == nil {
+				existed[i] = true
+				backups[i] = linkBackup(f.Path)
+			}
+		}
+	}
+	defer func() {
+		for _, b := range backups {
+			if b != "" {
+				os.Remove(b)
+				unregisterTemp(b)
+			}
+		}
+	}()
+
 	for i, f := range files {
-		if err = os.Rename(staged[i], f.Path); err != nil {
+		if err := renameFile(staged[i], f.Path); err != nil {
+			for j := range i {
+				switch {
+				case backups[j] != "":
+					os.Rename(backups[j], files[j].Path)
+				case !existed[j]:
+					os.Remove(files[j].Path)
+				}
+			}
 			return fmt.Errorf("write %s: %w", f.Path, unwrapPath(err))
 		}
 	}
 	return nil
+}
+
+// linkBackup makes a hard link to path under a temporary name in its folder and returns that
+// name, or "" if the link failed.
+func linkBackup(path string) string {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".old-*")
+	if err != nil {
+		return ""
+	}
+	name := tmp.Name()
+	tmp.Close()
+	os.Remove(name)
+	if err := os.Link(path, name); err != nil {
+		return ""
+	}
+	registerTemp(name)
+	return name
 }
 
 // stageFile writes a temporary file beside path with write and syncs it. It returns the

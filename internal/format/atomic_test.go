@@ -124,3 +124,50 @@ func TestWriteFilesAtomicWritesAll(t *testing.T) {
 		t.Errorf("%d files, want 2", len(entries))
 	}
 }
+
+// TestWriteFilesAtomicRenameFails makes the second rename fail and checks that the first
+// file is put back: its old content where it existed, no file where it did not.
+func TestWriteFilesAtomicRenameFails(t *testing.T) {
+	for _, existed := range []bool{true, false} {
+		dir := t.TempDir()
+		weights, graph := filepath.Join(dir, "fused.npz"), filepath.Join(dir, "fused.json")
+		if existed {
+			os.WriteFile(weights, []byte("old weights"), 0o644)
+		}
+		os.WriteFile(graph, []byte("old graph"), 0o644)
+
+		calls := 0
+		renameFile = func(from, to string) error {
+			calls++
+			if calls == 2 {
+				return &os.LinkError{Op: "rename", Old: from, New: to, Err: syscall.EXDEV}
+			}
+			return os.Rename(from, to)
+		}
+		err := WriteFilesAtomic(
+			AtomicFile{Path: weights, Write: func(w io.Writer) error { _, err := w.Write([]byte("new weights")); return err }},
+			AtomicFile{Path: graph, Write: func(w io.Writer) error { _, err := w.Write([]byte("new graph")); return err }},
+		)
+		renameFile = os.Rename
+		if err == nil || !strings.Contains(err.Error(), "write "+graph) || strings.Contains(err.Error(), ".tmp-") {
+			t.Fatalf("existed=%v: error %v, want one that names %s and no temporary file", existed, err, graph)
+		}
+		got, readErr := os.ReadFile(weights)
+		switch {
+		case existed && string(got) != "old weights":
+			t.Errorf("existed=%v: %s holds %q, want the old weights back", existed, weights, got)
+		case !existed && readErr == nil:
+			t.Errorf("existed=%v: %s exists after the failed pair write", existed, weights)
+		}
+		if got, _ := os.ReadFile(graph); string(got) != "old graph" {
+			t.Errorf("existed=%v: %s holds %q, want the old graph", existed, graph, got)
+		}
+		want := 1
+		if existed {
+			want = 2
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != want {
+			t.Errorf("existed=%v: %d files after the failed write, want %d", existed, len(entries), want)
+		}
+	}
+}

@@ -11,6 +11,9 @@ var (
 	tempFiles = map[string]bool{}
 )
 
+// commitMu is held while WriteFilesAtomic renames its files into place.
+var commitMu sync.Mutex
+
 func registerTemp(name string) {
 	tempMu.Lock()
 	tempFiles[name] = true
@@ -27,6 +30,10 @@ func unregisterTemp(name string) {
 // CLI calls it when SIGINT or SIGTERM arrives, so an interrupted write leaves the previous file
 // or none.
 func RemoveTempFiles() {
+	// Let a WriteFilesAtomic that is renaming its files finish, so that a group of files is
+	// replaced whole or not at all.
+	commitMu.Lock()
+	defer commitMu.Unlock()
 	tempMu.Lock()
 	defer tempMu.Unlock()
 	for name := range tempFiles {

@@ -42,7 +42,8 @@ type Conv struct {
 	// padding and DilationW is 1, so one slot covers them all. Only the
 	// inner conv of a channel-padded conv sets it (see newChannelPaddedConv).
 	rowTaps bool
-	// zeroRow is InC bytes of InZeroPoint plus slack for full-vector reads.
+	// zeroRow is KW*InC bytes of InZeroPoint, enough for a merged row tap,
+	// plus slack for full-vector reads.
 	zeroRow []uint8
 
 	// gather selects the VNNI layout for InC/Groups not a multiple of 4:
@@ -125,13 +126,30 @@ func NewConv(s ConvShape, w []int8, e Epilogue) (*Conv, error) {
 
 // newConvPath is NewConv for a given path, which tests use to compare paths.
 func newConvPath(s ConvShape, w []int8, e Epilogue, path kernelPath) (*Conv, error) {
-	return newConvPathRows(s, w, e, path, false)
+	return newConvPlanned(s, w, e, path, convPlan{})
 }
 
-// newConvPathRows is newConvPath with the choice of merged row taps.
-func newConvPathRows(s ConvShape, w []int8, e Epilogue, path kernelPath, rowTaps bool) (*Conv, error) {
-	if err := checkConvArgs(s, w, &e); err != nil {
+// convPlan holds the choices that newChannelPaddedConv makes for its inner conv.
+type convPlan struct {
+	// rowTaps merges each kernel row's taps into one tap slot (see Conv.rowTaps).
+	rowTaps bool
+	// padded marks the inner conv of a channel-padded conv. Its headroom was checked on the
+	// original shape, whose accumulators it equals because the added weights are 0; the
+	// padded depth would overstate it.
+	padded bool
+}
+
+// newConvPlanned is newConvPath with the plan of a channel-padded conv's inner conv.
+func newConvPlanned(s ConvShape, w []int8, e Epilogue, path kernelPath, plan convPlan) (*Conv, error) {
+	if plan.padded {
+		if err := checkConvShape(s, w, &e); err != nil {
+			return nil, err
+		}
+	} else if err := checkConvArgs(s, w, &e); err != nil {
 		return nil, err
+	}
+	if plan.rowTaps && (path != pathVNNI || s.isDepthwise() || s.inPerGroup()%4 != 0 || s.PadLeft+s.PadRight != 0 || s.DilationW != 1) {
+		return nil, fmt.Errorf("gemm: merged row taps need the VNNI path, InC/Groups a multiple of 4, no left or right padding and DilationW 1")
 	}
 	if !pathSupported(path) {
 		return nil, fmt.Errorf("gemm: kernel path %s is not supported: %s", path, unsupportedReason(path))
@@ -147,7 +165,7 @@ func newConvPathRows(s ConvShape, w []int8, e Epilogue, path kernelPath, rowTaps
 		}
 	}
 
-	c := &Conv{shape: s, path: path, depthwise: s.isDepthwise(), rowTaps: rowTaps}
+	c := &Conv{shape: s, path: path, depthwise: s.isDepthwise(), rowTaps: plan.rowTaps}
 	c.planImages()
 	c.zeroRow = make([]uint8, s.InC*s.KW+64)
 	for i := range c.zeroRow {
@@ -169,8 +187,8 @@ func newConvPathRows(s ConvShape, w []int8, e Epilogue, path kernelPath, rowTaps
 }
 
 // newChannelPaddedConv returns a conv whose VNNI kernels read InC rounded up
-// to a multiple of 4 channels per pixel, or nil if that wider conv fails the
-// headroom check or the image size limit. VPDPBUSD takes 4 bytes per lane,
+// to a multiple of 4 channels per pixel, or nil if the wider image exceeds
+// the image size limit. VPDPBUSD takes 4 bytes per lane,
 // so with InC not a multiple of 4 the kernels would otherwise need each
 // tile's taps gathered into contiguous rows, which for a first layer on a
 // one-channel image cost several times the multiply-adds. The added
@@ -194,8 +212,9 @@ func newChannelPaddedConv(s ConvShape, w []int8, e Epilogue, path kernelPath) *C
 			copy(pw[(oc*ps.InC+ic)*taps:][:taps], w[(oc*s.InC+ic)*taps:][:taps])
 		}
 	}
-	inner, err := newConvPathRows(ps, pw, e, path, s.DilationW == 1 && s.KW > 1)
+	inner, err := newConvPlanned(ps, pw, e, path, convPlan{rowTaps: s.DilationW == 1 && s.KW > 1, padded: true})
 	if err != nil {
+		// The widened image exceeds the 32-bit offsets; gather the taps instead.
 		return nil
 	}
 	return &Conv{shape: s, path: path, padded: inner, padLeft: s.PadLeft, padRight: s.PadRight}

@@ -46,6 +46,13 @@ var pathTestShapes = []struct {
 	{"asymmetric padding", withShape(conv2D(6, 7, 8, 18, 3, 0), func(s *ConvShape) { s.PadLeft, s.PadBottom = 1, 2 })},
 	{"asymmetric padding 2", withShape(conv2D(6, 7, 8, 18, 3, 0), func(s *ConvShape) { s.PadTop, s.PadRight = 2, 1 })},
 	{"kernel wider than input", conv2D(3, 3, 8, 16, 5, 2)},
+	// InC not a multiple of 4: the VNNI path widens the input (channel-padded conv).
+	{"3 channels, stride 2", withShape(conv2D(9, 11, 3, 20, 3, 1), func(s *ConvShape) { s.StrideH, s.StrideW = 2, 2 })},
+	{"3 channels, dilation 2 by 3", withShape(conv2D(9, 10, 3, 20, 3, 1), func(s *ConvShape) { s.DilationH, s.DilationW = 2, 3 })},
+	{"1 channel, asymmetric padding", withShape(conv2D(7, 8, 1, 6, 5, 0), func(s *ConvShape) { s.PadTop, s.PadLeft, s.PadRight = 2, 1, 3 })},
+	{"6 channels, batch 3", withShape(conv2D(6, 6, 6, 16, 5, 2), func(s *ConvShape) { s.Batch = 3 })},
+	{"3 channels, 1x1 with padding", conv2D(4, 5, 3, 8, 1, 1)},
+	{"3 channels, 1x1, batch 2", withShape(conv2D(4, 5, 3, 8, 1, 0), func(s *ConvShape) { s.Batch = 2 })},
 	{"rectangular kernel", withShape(conv2D(7, 7, 8, 16, 1, 0), func(s *ConvShape) { s.KH, s.KW, s.PadTop, s.PadBottom = 3, 1, 1, 1 })},
 	{"groups 2", withShape(conv2D(6, 6, 16, 32, 3, 1), func(s *ConvShape) { s.Groups = 2 })},
 	{"groups 4 of 3 channels", withShape(conv2D(6, 6, 12, 8, 3, 1), func(s *ConvShape) { s.Groups = 4 })},

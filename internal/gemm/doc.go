@@ -1,7 +1,9 @@
 // Package gemm implements the integer convolution and fully connected
 // kernels of qtool's integer executor: a plain Go reference, and fast paths
 // for AVX-512 VNNI, AVX2 and any other CPU, all bit-identical to the
-// reference.
+// reference. It also holds the float32 GEMM of the float executor, SGEMM,
+// whose AVX-512, AVX2 and plain Go kernels give the same bits, and MaxBytes,
+// the row kernel of integer max pooling.
 //
 // # Overview
 //
@@ -76,8 +78,15 @@
 // value that is invalid or that the CPU cannot run prints a warning to
 // stderr and is ignored. The GEMM kernels read each tap of the input
 // through a per-pixel offset table instead of an im2col copy, with padded
-// taps pointing at a row of InZeroPoint bytes. Depthwise convs (Groups = InC
-// = OutC) have their own kernels that keep channels in vector lanes.
+// taps pointing at a row of InZeroPoint bytes. On the VNNI path a conv with
+// Groups 1 and InC not a multiple of 4 first copies its input with InC
+// raised to a multiple of 4 and its left and right padding filled in, so
+// that the kernels read whole kernel rows. Depthwise convs (Groups = InC =
+// OutC) have their own kernels that keep channels in vector lanes.
+//
+// SGEMM follows the same QTOOL_KERNEL choice: vnni runs its AVX-512
+// kernel, avx2 its AVX2 and FMA kernel, generic the plain Go one
+// (FloatKernelPath reports which).
 //
 // The GEMM micro-kernels are generated: run go generate in this folder,
 // which runs the generator in asm/ (a separate module, so the main module

@@ -43,6 +43,14 @@ func ReferenceConvAccumulators(s ConvShape, w []int8, e Epilogue, in []uint8, ac
 // checkConvArgs validates the shape, the weight length, the epilogue and the
 // accumulator headroom.
 func checkConvArgs(s ConvShape, w []int8, e *Epilogue) error {
+	if err := checkConvShape(s, w, e); err != nil {
+		return err
+	}
+	return checkHeadroom(s, w, e)
+}
+
+// checkConvShape validates the shape, the weight length and the epilogue.
+func checkConvShape(s ConvShape, w []int8, e *Epilogue) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
@@ -50,10 +58,7 @@ func checkConvArgs(s ConvShape, w []int8, e *Epilogue) error {
 		return fmt.Errorf("gemm: got %d weights, expected OutC %d * InC/Groups %d * KH %d * KW %d = %d",
 			len(w), s.OutC, s.inPerGroup(), s.KH, s.KW, s.weightLen())
 	}
-	if err := e.validate(s.OutC); err != nil {
-		return err
-	}
-	return checkHeadroom(s, w, e)
+	return e.validate(s.OutC)
 }
 
 // referenceAccumulators is the direct definition: for every output value,

@@ -72,7 +72,8 @@ type workspace struct {
 	// acc is [rows][accRowWidth] int32 accumulators before requantization.
 	acc []int32
 	// gathered is [tileRows][kPadded] input bytes copied through the
-	// offset table (generic path, and VNNI with InC/Groups%4 != 0), and
+	// offset table (generic path, and VNNI with InC/Groups%4 != 0 when the
+	// conv is grouped or too large to widen its input), and
 	// gatheredOffsets the byte offset of each of its rows.
 	gathered        []uint8
 	gatheredOffsets []int32

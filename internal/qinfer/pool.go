@@ -102,7 +102,9 @@ func (k *poolKernel) run(in [][]uint8, out []uint8, batch, threads int) error {
 
 // sampleMax max-pools one image separably: for each output row it first takes the bytewise
 // maximum of the window's in-bounds input rows, whole rows at a time, then the maximum over
-// each window's in-bounds columns of that line. It gives the same bytes as sample.
+// each window's in-bounds columns of that line. It gives the same bytes as sample. It needs
+// every window to have an in-bounds row and column, which newPoolKernel's check that padding
+// is at most half the kernel guarantees.
 func (k *poolKernel) sampleMax(src, dst []uint8) {
 	rowBytes := k.w * k.c
 	line := make([]uint8, rowBytes)
