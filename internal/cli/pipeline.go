@@ -120,6 +120,9 @@ func (o *pipelineOptions) check() error {
 		return usageError("pipeline: missing the test data (config key eval_data, or --eval-data)")
 	case o.maxDrop.set && o.evalLabels == "":
 		return usageError("pipeline: max_drop_pp needs eval_labels, because the drop is measured against the labels")
+	case o.batch <= 0 || o.limit < 0 || o.evalLimit < 0 || o.threads < 0:
+		return usageError("pipeline: --batch must be positive, --limit, --eval-limit and --threads non-negative (got %d, %d, %d and %d)",
+			o.batch, o.limit, o.evalLimit, o.threads)
 	}
 	return nil
 }

@@ -68,11 +68,31 @@ func (g *globalOptions) annotate(err error) string {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if strings.Contains(msg, "--"+name) {
+		if mentionsFlag(msg, name) {
 			msg += fmt.Sprintf(" (the value of --%s came from %s)", name, g.sources[name])
 		}
 	}
 	return msg
+}
+
+// mentionsFlag reports whether msg contains --name as a whole flag, not as the start of a
+// longer one (--out in --output).
+func mentionsFlag(msg, name string) bool {
+	flag := "--" + name
+	for rest := msg; ; {
+		i := strings.Index(rest, flag)
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len(flag):]
+		if rest == "" || !isFlagChar(rest[0]) {
+			return true
+		}
+	}
+}
+
+func isFlagChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-'
 }
 
 // Main runs qtool with args and returns the process exit code.
