@@ -187,28 +187,44 @@ func writeAVX2(b *bytes.Buffer) {
 		emit("MOVQ gemmAVX2Args_kPairs(DI), CX")
 
 		// Per k-pair: VPMADDWD multiplies int16 pairs and adds each pair
-		// into an int32 lane; 255*127*2 = 64,770 cannot overflow it.
-		fmt.Fprintf(b, "pair:\n")
-		for j := 0; j < vectors; j++ {
-			emit("VMOVDQU %d(R11), Y%d", 32*j, 12+j)
-		}
-		for r := 0; r < tileRows; r++ {
-			emit("VPBROADCASTD %s, Y14", rows[r])
-			if vectors == 1 {
-				emit("VPMADDWD Y12, Y14, Y14")
-				emit("VPADDD Y14, %s, %s", acc(r, 0), acc(r, 0))
-				continue
+		// into an int32 lane; 255*127*2 = 64,770 cannot overflow it. The
+		// loop takes two k-pairs per iteration while at least two remain,
+		// which halves the pointer updates that compete with the vector
+		// instructions for the ALU ports, then the last pair if kPairs is
+		// odd.
+		pairBody := func(q int) {
+			for j := 0; j < vectors; j++ {
+				emit("VMOVDQU %d(R11), Y%d", 32*(q*vectors+j), 12+j)
 			}
-			emit("VPMADDWD Y12, Y14, Y15")
-			emit("VPADDD Y15, %s, %s", acc(r, 0), acc(r, 0))
-			emit("VPMADDWD Y13, Y14, Y14")
-			emit("VPADDD Y14, %s, %s", acc(r, 1), acc(r, 1))
+			for r := 0; r < tileRows; r++ {
+				emit("VPBROADCASTD %d%s, Y14", 4*q, rows[r])
+				if vectors == 1 {
+					emit("VPMADDWD Y12, Y14, Y14")
+					emit("VPADDD Y14, %s, %s", acc(r, 0), acc(r, 0))
+					continue
+				}
+				emit("VPMADDWD Y12, Y14, Y15")
+				emit("VPADDD Y15, %s, %s", acc(r, 0), acc(r, 0))
+				emit("VPMADDWD Y13, Y14, Y14")
+				emit("VPADDD Y14, %s, %s", acc(r, 1), acc(r, 1))
+			}
 		}
-		emit("ADDQ $4, R8")
-		emit("ADDQ $4, R10")
-		emit("ADDQ $%d, R11", 32*vectors)
-		emit("DECQ CX")
-		emit("JNZ pair")
+		emit("CMPQ CX, $2")
+		emit("JLT lastpair")
+		fmt.Fprintf(b, "pairs:\n")
+		pairBody(0)
+		pairBody(1)
+		emit("ADDQ $8, R8")
+		emit("ADDQ $8, R10")
+		emit("ADDQ $%d, R11", 64*vectors)
+		emit("SUBQ $2, CX")
+		emit("CMPQ CX, $2")
+		emit("JGE pairs")
+		fmt.Fprintf(b, "lastpair:\n")
+		emit("TESTQ CX, CX")
+		emit("JZ pairsdone")
+		pairBody(0)
+		fmt.Fprintf(b, "pairsdone:\n")
 
 		emit("MOVQ gemmAVX2Args_acc(DI), AX")
 		emit("MOVQ gemmAVX2Args_accStride(DI), BX")
