@@ -62,6 +62,10 @@ type Conv struct {
 	start       []int32 // folded start values, [Groups][groupWidth] (GEMM)
 	groupWidth  int     // output channels per group padded to whole blocks
 	accRowWidth int     // int32 values per accumulator scratch row
+	// denseAcc reports that scratch rows are OutC apart and requantize with
+	// denseRequant as one flat row (see planDenseAccumulators).
+	denseAcc     bool
+	denseRequant requantParams
 
 	// channelBlocks is the number of channel blocks of the depthwise
 	// kernels. On AVX2, tailWeights and tailStart cover the channels past
@@ -370,6 +374,9 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 	last := c.blocks[len(c.blocks)-1]
 	c.groupWidth = last.first + last.vectors*vectorWidth
 	c.accRowWidth = s.Groups * c.groupWidth
+	if c.path == pathVNNI && s.Groups == 1 && s.OutC < vectorWidth {
+		c.planDenseAccumulators()
+	}
 
 	c.start = make([]int32, s.Groups*c.groupWidth)
 	for g := 0; g < s.Groups; g++ {
@@ -384,6 +391,38 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 	default:
 		c.weights8 = ordered
 	}
+}
+
+// planDenseAccumulators makes a conv with fewer output channels than a
+// vector keep its scratch rows OutC apart instead of a whole vector apart.
+// The kernels store each row as a whole vector, in row order, so the lanes
+// past OutC of one row are overwritten by the next row's channels, and the
+// rows of a work item end up as one dense array of tileRows*tilesPerItem*OutC
+// accumulators. Requantization then runs over that array with vectors full
+// of outputs, using parameters repeated with period OutC, instead of one
+// mostly empty vector per output pixel (a first layer with 6 channels would
+// use 6 of 16 lanes).
+func (c *Conv) planDenseAccumulators() {
+	outC := c.shape.OutC
+	c.accRowWidth = outC
+	c.denseAcc = true
+	length := roundUp(c.tileRows*tilesPerItem*outC, 16)
+	p := c.requant
+	d := requantParams{
+		mult:      make([]int32, length+requantSlack),
+		left:      make([]int32, length+requantSlack),
+		right:     make([]int32, length+requantSlack),
+		roundMask: make([]int32, length+requantSlack),
+		roundHalf: make([]int32, length+requantSlack),
+		low:       p.low, high: p.high, zeroPoint: p.zeroPoint,
+		hasLeft: p.hasLeft, hasRight: p.hasRight,
+	}
+	for i := 0; i < length; i++ {
+		ch := i % outC
+		d.mult[i], d.left[i], d.right[i] = p.mult[ch], p.left[ch], p.right[ch]
+		d.roundMask[i], d.roundHalf[i] = p.roundMask[ch], p.roundHalf[ch]
+	}
+	c.denseRequant = d
 }
 
 // tileOffsets builds the GEMM offset table, [tiles][taps][tileRows].

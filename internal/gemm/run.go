@@ -101,7 +101,9 @@ func (c *Conv) newWorkspace() *workspace {
 		rows = depthwiseChunk
 	}
 	// The slack covers the AVX2 requantization, which reads whole vectors.
-	ws := &workspace{acc: make([]int32, rows*c.accRowWidth+8)}
+	// The slack also covers the whole vector that the VNNI kernels store for
+	// the last row of dense accumulators.
+	ws := &workspace{acc: make([]int32, rows*c.accRowWidth+16)}
 	if !c.depthwise {
 		switch {
 		case c.path == pathGeneric || c.gather:
@@ -207,8 +209,11 @@ func (c *Conv) finishRows(scratch []int32, accFirst int, out []uint8, acc []int3
 		return
 	}
 
-	switch c.path {
-	case pathVNNI, pathAVX2:
+	switch {
+	case c.denseAcc:
+		// Rows are OutC apart in scratch as in out, so they form one row.
+		requantizeRowsPath(c.path, &c.denseRequant, scratch, 0, out[outPixel*outC:], 0, 1, 0, rows*outC)
+	case c.path == pathVNNI || c.path == pathAVX2:
 		c.requantizeRowsSIMD(scratch[accFirst:], c.accRowWidth, out[outPixel*outC+channel:], outC, rows, channel, n)
 	default:
 		requantizeRowsGeneric(&c.requant, scratch[accFirst:], c.accRowWidth, out[outPixel*outC+channel:], outC, rows, channel, n)
