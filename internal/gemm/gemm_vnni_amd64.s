@@ -13,6 +13,8 @@
 // func gemmVNNI6x1(args *gemmArgs)
 TEXT ·gemmVNNI6x1(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
+	MOVQ gemmArgs_offsets(DI), R8
+tile:
 	MOVQ gemmArgs_start(DI), AX
 	VMOVDQU32 0(AX), Z24
 	VMOVDQA32 Z24, Z0
@@ -21,7 +23,6 @@ TEXT ·gemmVNNI6x1(SB), NOSPLIT, $0-8
 	VMOVDQA32 Z24, Z3
 	VMOVDQA32 Z24, Z4
 	VMOVDQA32 Z24, Z5
-	MOVQ gemmArgs_offsets(DI), R8
 	MOVQ gemmArgs_w(DI), R11
 	MOVQ gemmArgs_taps(DI), R9
 	MOVQ gemmArgs_kBytes(DI), R10
@@ -124,12 +125,18 @@ tapdone:
 	VMOVDQU32 Z4, 0(AX)
 	ADDQ BX, AX
 	VMOVDQU32 Z5, 0(AX)
+	ADDQ BX, AX
+	MOVQ AX, gemmArgs_acc(DI)
+	DECQ gemmArgs_tiles(DI)
+	JNZ tile
 	VZEROUPPER
 	RET
 
 // func gemmVNNI6x2(args *gemmArgs)
 TEXT ·gemmVNNI6x2(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
+	MOVQ gemmArgs_offsets(DI), R8
+tile:
 	MOVQ gemmArgs_start(DI), AX
 	VMOVDQU32 0(AX), Z24
 	VMOVDQU32 64(AX), Z25
@@ -145,7 +152,6 @@ TEXT ·gemmVNNI6x2(SB), NOSPLIT, $0-8
 	VMOVDQA32 Z25, Z9
 	VMOVDQA32 Z24, Z10
 	VMOVDQA32 Z25, Z11
-	MOVQ gemmArgs_offsets(DI), R8
 	MOVQ gemmArgs_w(DI), R11
 	MOVQ gemmArgs_taps(DI), R9
 	MOVQ gemmArgs_kBytes(DI), R10
@@ -275,12 +281,18 @@ tapdone:
 	ADDQ BX, AX
 	VMOVDQU32 Z10, 0(AX)
 	VMOVDQU32 Z11, 64(AX)
+	ADDQ BX, AX
+	MOVQ AX, gemmArgs_acc(DI)
+	DECQ gemmArgs_tiles(DI)
+	JNZ tile
 	VZEROUPPER
 	RET
 
 // func gemmVNNI6x3(args *gemmArgs)
 TEXT ·gemmVNNI6x3(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
+	MOVQ gemmArgs_offsets(DI), R8
+tile:
 	MOVQ gemmArgs_start(DI), AX
 	VMOVDQU32 0(AX), Z24
 	VMOVDQU32 64(AX), Z25
@@ -303,7 +315,6 @@ TEXT ·gemmVNNI6x3(SB), NOSPLIT, $0-8
 	VMOVDQA32 Z24, Z15
 	VMOVDQA32 Z25, Z16
 	VMOVDQA32 Z26, Z17
-	MOVQ gemmArgs_offsets(DI), R8
 	MOVQ gemmArgs_w(DI), R11
 	MOVQ gemmArgs_taps(DI), R9
 	MOVQ gemmArgs_kBytes(DI), R10
@@ -460,12 +471,18 @@ tapdone:
 	VMOVDQU32 Z15, 0(AX)
 	VMOVDQU32 Z16, 64(AX)
 	VMOVDQU32 Z17, 128(AX)
+	ADDQ BX, AX
+	MOVQ AX, gemmArgs_acc(DI)
+	DECQ gemmArgs_tiles(DI)
+	JNZ tile
 	VZEROUPPER
 	RET
 
 // func gemmVNNI6x4(args *gemmArgs)
 TEXT ·gemmVNNI6x4(SB), NOSPLIT, $0-8
 	MOVQ args+0(FP), DI
+	MOVQ gemmArgs_offsets(DI), R8
+tile:
 	MOVQ gemmArgs_start(DI), AX
 	VMOVDQU32 0(AX), Z24
 	VMOVDQU32 64(AX), Z25
@@ -495,7 +512,6 @@ TEXT ·gemmVNNI6x4(SB), NOSPLIT, $0-8
 	VMOVDQA32 Z25, Z21
 	VMOVDQA32 Z26, Z22
 	VMOVDQA32 Z27, Z23
-	MOVQ gemmArgs_offsets(DI), R8
 	MOVQ gemmArgs_w(DI), R11
 	MOVQ gemmArgs_taps(DI), R9
 	MOVQ gemmArgs_kBytes(DI), R10
@@ -679,5 +695,9 @@ tapdone:
 	VMOVDQU32 Z21, 64(AX)
 	VMOVDQU32 Z22, 128(AX)
 	VMOVDQU32 Z23, 192(AX)
+	ADDQ BX, AX
+	MOVQ AX, gemmArgs_acc(DI)
+	DECQ gemmArgs_tiles(DI)
+	JNZ tile
 	VZEROUPPER
 	RET

@@ -13,7 +13,8 @@ const (
 )
 
 // gemmArgs is the argument block of the VNNI GEMM kernels. The kernel
-// computes a tile of vnniTileRows pixels times the block's channels:
+// computes tiles tiles of vnniTileRows pixels times the block's channels,
+// each tile t as:
 //
 //	acc[r][j] = start[j] + sum over taps t, k < kBytes of
 //	            row(t, r)[k] * w[t*kBytes + k][j]
@@ -22,14 +23,15 @@ const (
 // negative. The assembly reads the fields through the offsets in go_asm.h.
 type gemmArgs struct {
 	a         unsafe.Pointer // *uint8, input image plus the group's first channel
-	offsets   unsafe.Pointer // *int32, [taps][vnniTileRows]
+	offsets   unsafe.Pointer // *int32, [tiles][taps][vnniTileRows]
 	zeroRow   unsafe.Pointer // *uint8, at least kBytes bytes of InZeroPoint
 	w         unsafe.Pointer // *int8, the packed panel
 	start     unsafe.Pointer // *int32, one value per channel of the block
-	acc       unsafe.Pointer // *int32, [vnniTileRows][accStride/4]
+	acc       unsafe.Pointer // *int32, [tiles*vnniTileRows][accStride/4]; the kernel advances it
 	accStride int            // bytes between accumulator rows
 	taps      int            // at least 1
 	kBytes    int            // input bytes per tap, a positive multiple of 4
+	tiles     int            // consecutive tiles to compute, at least 1; the kernel counts it down
 }
 
 // The VNNI GEMM kernels, one per block width of 16, 32, 48 and 64 channels.
@@ -151,42 +153,69 @@ func requantizeVNNI(args *requantArgs)
 //go:noescape
 func requantizeAVX2(args *requantArgs)
 
-// tileVNNI computes one tile of group g into scratch with the VNNI kernels,
-// reading the input through the offset table or, when InC/Groups is not a
-// multiple of 4, through rows gathered first.
-func (c *Conv) tileVNNI(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
-	s := c.shape
-	args := gemmArgs{
-		a:         unsafe.Pointer(&in[inBase]),
-		offsets:   unsafe.Pointer(&offsets[0]),
-		zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
-		accStride: c.accRowWidth * 4,
-		taps:      c.tapSlots,
-		kBytes:    c.tapBytes,
-	}
+// tilesVNNI computes tiles consecutive tiles of group g into scratch with
+// the VNNI kernels, which read the input through the offset table. When
+// InC/Groups is not a multiple of 4 it gathers each tile's rows first and
+// calls the kernels once per tile.
+func (c *Conv) tilesVNNI(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g, tiles int) {
 	if c.gather {
-		gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, s.inPerGroup(), c.zeroRow)
-		args.a = unsafe.Pointer(&ws.gathered[0])
-		args.offsets = unsafe.Pointer(&ws.gatheredOffsets[0])
-		args.taps = 1
-		args.kBytes = c.kPadded
+		tableLen := c.tapSlots * c.tileRows
+		for t := 0; t < tiles; t++ {
+			c.tileVNNIGathered(ws, scratch[t*c.tileRows*c.accRowWidth:], in, inBase, offsets[t*tableLen:], g)
+		}
+		return
 	}
-
 	for _, b := range c.blocks {
 		column := g*c.groupWidth + b.first
-		args.w = unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset])
-		args.start = unsafe.Pointer(&c.start[column])
-		args.acc = unsafe.Pointer(&scratch[column])
-		switch b.vectors {
-		case 1:
-			gemmVNNI6x1(&args)
-		case 2:
-			gemmVNNI6x2(&args)
-		case 3:
-			gemmVNNI6x3(&args)
-		default:
-			gemmVNNI6x4(&args)
+		args := gemmArgs{
+			a:         unsafe.Pointer(&in[inBase]),
+			offsets:   unsafe.Pointer(&offsets[0]),
+			zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
+			w:         unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset]),
+			start:     unsafe.Pointer(&c.start[column]),
+			acc:       unsafe.Pointer(&scratch[column]),
+			accStride: c.accRowWidth * 4,
+			taps:      c.tapSlots,
+			kBytes:    c.tapBytes,
+			tiles:     tiles,
 		}
+		callVNNI(&args, b.vectors)
+	}
+}
+
+// tileVNNIGathered computes one tile of group g from rows gathered first.
+func (c *Conv) tileVNNIGathered(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
+	s := c.shape
+	gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, s.inPerGroup(), c.zeroRow)
+	for _, b := range c.blocks {
+		column := g*c.groupWidth + b.first
+		args := gemmArgs{
+			a:         unsafe.Pointer(&ws.gathered[0]),
+			offsets:   unsafe.Pointer(&ws.gatheredOffsets[0]),
+			zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
+			w:         unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset]),
+			start:     unsafe.Pointer(&c.start[column]),
+			acc:       unsafe.Pointer(&scratch[column]),
+			accStride: c.accRowWidth * 4,
+			taps:      1,
+			kBytes:    c.kPadded,
+			tiles:     1,
+		}
+		callVNNI(&args, b.vectors)
+	}
+}
+
+// callVNNI runs the VNNI kernel for a block of the given number of vectors.
+func callVNNI(args *gemmArgs, vectors int) {
+	switch vectors {
+	case 1:
+		gemmVNNI6x1(args)
+	case 2:
+		gemmVNNI6x2(args)
+	case 3:
+		gemmVNNI6x3(args)
+	default:
+		gemmVNNI6x4(args)
 	}
 }
 

@@ -11,7 +11,7 @@ const (
 	avx2TileRows = 1
 )
 
-func (c *Conv) tileVNNI(*workspace, []int32, []uint8, int, []int32, int) {
+func (c *Conv) tilesVNNI(*workspace, []int32, []uint8, int, []int32, int, int) {
 	panic("gemm: the VNNI kernels are not built on this platform")
 }
 

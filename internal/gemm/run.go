@@ -142,15 +142,20 @@ func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, firs
 	}
 	tableLen := c.tapSlots * c.tileRows
 
-	for t := 0; t < tiles; t++ {
+	if c.path == pathVNNI {
+		// The VNNI kernels take all the item's tiles in one call per block.
+		for g := 0; g < s.Groups; g++ {
+			inBase := image*c.imageBytes + g*s.inPerGroup()
+			c.tilesVNNI(ws, ws.acc, in, inBase, c.offsets[first*tableLen:(first+tiles)*tableLen], g, tiles)
+		}
+	}
+	for t := 0; t < tiles && c.path != pathVNNI; t++ {
 		tile := first + t
 		offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
 		scratch := ws.acc[t*c.tileRows*c.accRowWidth:]
 		for g := 0; g < s.Groups; g++ {
 			inBase := image*c.imageBytes + g*s.inPerGroup()
 			switch c.path {
-			case pathVNNI:
-				c.tileVNNI(ws, scratch, in, inBase, offsets, g)
 			case pathAVX2:
 				c.tileAVX2(ws, scratch, in, inBase, offsets, g)
 			default:

@@ -62,7 +62,8 @@ const sgemmComment = `// The float32 kernels add one fused multiply-add per k in
 // pointers of the VNNI kernels for the current tap.
 var rowRegisters = [tileRows]string{"BX", "CX", "DX", "SI", "R12", "R13"}
 
-// writeVNNI emits gemmVNNI6x1 .. gemmVNNI6x4. Register use:
+// writeVNNI emits gemmVNNI6x1 .. gemmVNNI6x4, which compute args.tiles
+// consecutive tiles per call. Register use:
 //
 //	Z0..Z23   accumulators, Z(r*vectors + j) for row r, vector j
 //	Z24..Z27  the current k-quad of weights, one vector per 16 channels
@@ -77,7 +78,11 @@ func writeVNNI(b *bytes.Buffer) {
 		fmt.Fprintf(b, "\n// func gemmVNNI6x%d(args *gemmArgs)\n", vectors)
 		fmt.Fprintf(b, "TEXT ·gemmVNNI6x%d(SB), NOSPLIT, $0-8\n", vectors)
 		emit("MOVQ args+0(FP), DI")
+		emit("MOVQ gemmArgs_offsets(DI), R8")
 
+		// Tiles follow each other in the offset table and in acc, so the
+		// loop over them only reloads the start values and the weights.
+		fmt.Fprintf(b, "tile:\n")
 		// Start every row from the block's folded start values.
 		emit("MOVQ gemmArgs_start(DI), AX")
 		for j := 0; j < vectors; j++ {
@@ -88,7 +93,6 @@ func writeVNNI(b *bytes.Buffer) {
 				emit("VMOVDQA32 Z%d, %s", 24+j, acc(r, j))
 			}
 		}
-		emit("MOVQ gemmArgs_offsets(DI), R8")
 		emit("MOVQ gemmArgs_w(DI), R11")
 		emit("MOVQ gemmArgs_taps(DI), R9")
 		emit("MOVQ gemmArgs_kBytes(DI), R10")
@@ -147,10 +151,11 @@ func writeVNNI(b *bytes.Buffer) {
 			for j := 0; j < vectors; j++ {
 				emit("VMOVDQU32 %s, %d(AX)", acc(r, j), 64*j)
 			}
-			if r < tileRows-1 {
-				emit("ADDQ BX, AX")
-			}
+			emit("ADDQ BX, AX")
 		}
+		emit("MOVQ AX, gemmArgs_acc(DI)")
+		emit("DECQ gemmArgs_tiles(DI)")
+		emit("JNZ tile")
 		emit("VZEROUPPER")
 		emit("RET")
 	}
