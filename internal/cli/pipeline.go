@@ -120,15 +120,21 @@ func (o *pipelineOptions) check() error {
 		return usageError("pipeline: missing the test data (config key eval_data, or --eval-data)")
 	case o.maxDrop.set && o.evalLabels == "":
 		return usageError("pipeline: max_drop_pp needs eval_labels, because the drop is measured against the labels")
-	case o.batch <= 0 || o.limit < 0 || o.evalLimit < 0 || o.threads < 0:
-		return usageError("pipeline: --batch must be positive, --limit, --eval-limit and --threads non-negative (got %d, %d, %d and %d)",
-			o.batch, o.limit, o.evalLimit, o.threads)
+	case o.batch <= 0:
+		return usageError("pipeline: --batch %d is invalid; use a positive number of samples", o.batch)
+	case o.limit < 0:
+		return usageError("pipeline: --limit %d is invalid; use 0 for all samples or a positive count", o.limit)
+	case o.evalLimit < 0:
+		return usageError("pipeline: --eval-limit %d is invalid; use 0 for all samples or a positive count", o.evalLimit)
+	case o.threads < 0:
+		return usageError("pipeline: --threads %d is invalid; use 0 for all cores or a positive count", o.threads)
 	}
 	return nil
 }
 
 // checkEvalData reads the test data and labels against the model before any step runs, so
 // that a wrong eval_data or eval_labels fails at once instead of after calibration.
+// NOTE: eval reads the data again later, so a large test set is read twice.
 func (o *pipelineOptions) checkEvalData() error {
 	m, err := graph.Load(o.model)
 	if err != nil {

@@ -120,9 +120,10 @@ func Main(args []string, s *Streams) int {
 	return code
 }
 
-// handleSignals removes the temporary files of unfinished writes and exits with 128 plus the
-// signal number (130 for SIGINT, 143 for SIGTERM), as shells report it, when either arrives, so an interrupted command leaves the previous output file or none. It
-// returns a function that stops the handling.
+// handleSignals removes the temporary files of unfinished writes when SIGINT or SIGTERM
+// arrives and exits with 128 plus the signal number (130 for SIGINT, 143 for SIGTERM), as
+// shells report it. An interrupted command therefore leaves the previous output file or none.
+// It returns a function that stops the handling.
 func handleSignals(errOut io.Writer) func() {
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)

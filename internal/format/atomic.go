@@ -1,6 +1,7 @@
 package format
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -56,8 +57,11 @@ func WriteFilesAtomic(files ...AtomicFile) (err error) {
 	return commitFiles(files, staged)
 }
 
-// renameFile is os.Rename; tests replace it to make a rename fail.
-var renameFile = os.Rename
+// renameFile and linkFile are os.Rename and os.Link; tests replace them to make one fail.
+var (
+	renameFile = os.Rename
+	linkFile   = os.Link
+)
 
 // commitFiles renames each staged file over its path. For more than one file it first links a
 // backup of every existing path, and if a rename fails it puts the renamed paths back.
@@ -83,15 +87,24 @@ func commitFiles(files []AtomicFile, staged []string) error {
 
 	for i, f := range files {
 		if err := renameFile(staged[i], f.Path); err != nil {
+			err = fmt.Errorf("write %s: %w", f.Path, unwrapPath(err))
 			for j := range i {
+				var undoErr error
 				switch {
 				case backups[j] != "":
-					os.Rename(backups[j], files[j].Path)
+					undoErr = os.Rename(backups[j], files[j].Path)
+					backups[j] = ""
 				case !existed[j]:
-					os.Remove(files[j].Path)
+					undoErr = os.Remove(files[j].Path)
+				default:
+					undoErr = errors.New("no backup of the old file could be made")
+				}
+				if undoErr != nil {
+					err = fmt.Errorf("%w; %s is already the new file, which does not match the old %s (%v); write them again",
+						err, files[j].Path, f.Path, unwrapPath(undoErr))
 				}
 			}
-			return fmt.Errorf("write %s: %w", f.Path, unwrapPath(err))
+			return err
 		}
 	}
 	return nil
@@ -107,7 +120,7 @@ func linkBackup(path string) string {
 	name := tmp.Name()
 	tmp.Close()
 	os.Remove(name)
-	if err := os.Link(path, name); err != nil {
+	if err := linkFile(path, name); err != nil {
 		return ""
 	}
 	registerTemp(name)

@@ -171,3 +171,31 @@ func TestWriteFilesAtomicRenameFails(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteFilesAtomicNoBackup checks that a failed second rename, with no backup of the old
+// first file, says that the two files no longer match.
+func TestWriteFilesAtomicNoBackup(t *testing.T) {
+	dir := t.TempDir()
+	weights, graph := filepath.Join(dir, "fused.npz"), filepath.Join(dir, "fused.json")
+	os.WriteFile(weights, []byte("old weights"), 0o644)
+	os.WriteFile(graph, []byte("old graph"), 0o644)
+
+	calls := 0
+	renameFile = func(from, to string) error {
+		calls++
+		if calls == 2 {
+			return &os.LinkError{Op: "rename", Old: from, New: to, Err: syscall.EXDEV}
+		}
+		return os.Rename(from, to)
+	}
+	linkFile = func(string, string) error { return syscall.EPERM }
+	defer func() { renameFile, linkFile = os.Rename, os.Link }()
+
+	err := WriteFilesAtomic(
+		AtomicFile{Path: weights, Write: func(w io.Writer) error { _, err := w.Write([]byte("new weights")); return err }},
+		AtomicFile{Path: graph, Write: func(w io.Writer) error { _, err := w.Write([]byte("new graph")); return err }},
+	)
+	if err == nil || !strings.Contains(err.Error(), weights+" is already the new file") {
+		t.Fatalf("error %v does not say that %s no longer matches %s", err, weights, graph)
+	}
+}

@@ -304,23 +304,31 @@ func DecodeQModel(data []byte) (*QModel, error) {
 // splitHeader returns the JSON header after checking its length against the limits.
 func splitHeader(data []byte) ([]byte, error) {
 	if len(data) < 8 {
-		return nil, fmt.Errorf("%s or not a .qmodel: it has %d bytes, fewer than the 8-byte header length", errCorrupt, len(data))
-	}
-	if trimmed := bytes.TrimLeft(data[:min(len(data), 64)], " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
-		return nil, fmt.Errorf("this is a JSON file, not a .qmodel; give the file that qtool quantize writes (-o model.qmodel)")
+		return nil, notQModel(data, fmt.Errorf("%s or not a .qmodel: it has %d bytes, fewer than the 8-byte header length", errCorrupt, len(data)))
 	}
 	n := binary.LittleEndian.Uint64(data)
 	if n > MaxQModelHeaderBytes {
-		return nil, fmt.Errorf("%s or not a .qmodel: header length %d is more than the limit of %d bytes", errCorrupt, n, MaxQModelHeaderBytes)
+		return nil, notQModel(data, fmt.Errorf("%s or not a .qmodel: header length %d is more than the limit of %d bytes", errCorrupt, n, MaxQModelHeaderBytes))
 	}
 	if n > uint64(len(data)-8) {
-		return nil, fmt.Errorf("%s or not a .qmodel: header length %d is more than the %d bytes after it; the file may be truncated", errCorrupt, n, len(data)-8)
+		return nil, notQModel(data, fmt.Errorf("%s or not a .qmodel: header length %d is more than the %d bytes after it; the file may be truncated", errCorrupt, n, len(data)-8))
 	}
 	header := data[8 : 8+n]
 	if len(header) == 0 || header[0] != '{' {
-		return nil, fmt.Errorf("%s or not a .qmodel: the header does not start with '{'", errCorrupt)
+		return nil, notQModel(data, fmt.Errorf("%s or not a .qmodel: the header does not start with '{'", errCorrupt))
 	}
 	return header, nil
+}
+
+// notQModel returns err, or a clearer error when data, which failed the header checks, starts
+// like a JSON document: the float model given where the .qmodel belongs is a common mix-up. The
+// check runs only after the length checks failed, because a real .qmodel's first 8 bytes are
+// a length that may happen to read as a space and '{'.
+func notQModel(data []byte, err error) error {
+	if trimmed := bytes.TrimLeft(data[:min(len(data), 64)], " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '{' {
+		return fmt.Errorf("this is a JSON file, not a .qmodel; give the file that qtool quantize writes (-o model.qmodel)")
+	}
+	return err
 }
 
 // headerField is one key of the header object with its undecoded value.

@@ -6,9 +6,11 @@ import (
 )
 
 // The temporary files being written, so that a signal handler can remove them before exit.
+// stopping is set once RemoveTempFiles has run; a file registered after that is removed at once.
 var (
 	tempMu    sync.Mutex
 	tempFiles = map[string]bool{}
+	stopping  bool
 )
 
 // commitMu is held while WriteFilesAtomic renames its files into place.
@@ -16,8 +18,14 @@ var commitMu sync.Mutex
 
 func registerTemp(name string) {
 	tempMu.Lock()
+	defer tempMu.Unlock()
+	if stopping {
+		// The process is exiting after a signal: leave nothing behind and wait for the exit.
+		os.Remove(name)
+		tempMu.Unlock()
+		select {}
+	}
 	tempFiles[name] = true
-	tempMu.Unlock()
 }
 
 func unregisterTemp(name string) {
@@ -27,15 +35,15 @@ func unregisterTemp(name string) {
 }
 
 // RemoveTempFiles deletes every temporary file that WriteFileAtomic has not yet renamed. The
-// CLI calls it when SIGINT or SIGTERM arrives, so an interrupted write leaves the previous file
-// or none.
+// CLI calls it when SIGINT or SIGTERM arrives, just before it exits, so an interrupted write
+// leaves the previous file or none. It waits for a WriteFilesAtomic that is renaming its files,
+// so a group of files is replaced whole or not at all, and then keeps that lock: no write can
+// start its renames before the exit, and a temporary file created later is removed at once.
 func RemoveTempFiles() {
-	// Let a WriteFilesAtomic that is renaming its files finish, so that a group of files is
-	// replaced whole or not at all.
-	commitMu.Lock()
-	defer commitMu.Unlock()
+	commitMu.Lock() // held until the process exits
 	tempMu.Lock()
 	defer tempMu.Unlock()
+	stopping = true
 	for name := range tempFiles {
 		os.Remove(name)
 		delete(tempFiles, name)
