@@ -36,9 +36,10 @@ func unregisterTemp(name string) {
 
 // RemoveTempFiles deletes every temporary file that WriteFileAtomic has not yet renamed. The
 // CLI calls it when SIGINT or SIGTERM arrives, just before it exits, so an interrupted write
-// leaves the previous file or none. It waits for a WriteFilesAtomic that is renaming its files,
-// so a group of files is replaced whole or not at all, and then keeps that lock: no write can
-// start its renames before the exit, and a temporary file created later is removed at once.
+// leaves the previous file or none. It first waits for a WriteFilesAtomic that is renaming its
+// files, so a group of files is replaced whole or not at all. It then keeps that lock until the
+// exit, so no other write starts its renames, and a temporary file created later is removed at
+// once.
 func RemoveTempFiles() {
 	commitMu.Lock() // held until the process exits
 	tempMu.Lock()

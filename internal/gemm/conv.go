@@ -201,9 +201,9 @@ func newConvPlanned(s ConvShape, w []int8, e Epilogue, path kernelPath, plan con
 //
 // The copy also adds the left and right padding as zero-point columns. With
 // DilationW 1, the KW taps of one kernel row then read KW*InC contiguous
-// bytes in every output pixel, so the kernels take a whole kernel row per
-// tap slot (rowTaps): KH slots instead of KH*KW, which cuts the per-tap
-// pointer set-up that dominates when a tap has only 4 bytes.
+// bytes in every output pixel. The kernels therefore take a whole kernel
+// row per tap slot (rowTaps), KH slots instead of KH*KW. That cuts the
+// per-tap pointer set-up, which dominates when a tap has only 4 bytes.
 func newChannelPaddedConv(s ConvShape, w []int8, e Epilogue, path kernelPath) *Conv {
 	ps := s
 	ps.InC = roundUp(s.InC, 4)
@@ -395,9 +395,9 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 
 // planDenseAccumulators makes a conv with fewer output channels than a
 // vector keep its scratch rows OutC apart instead of a whole vector apart.
-// The kernels store each row as a whole vector, in row order, so the lanes
-// past OutC of one row are overwritten by the next row's channels, and the
-// rows of a work item end up as one dense array of tileRows*tilesPerItem*OutC
+// The kernels store each row as a whole vector, in row order, so the next
+// row's channels overwrite the lanes past OutC of a row. The rows of a work
+// item thus end up as one dense array of tileRows*tilesPerItem*OutC
 // accumulators. Requantization then runs over that array with vectors full
 // of outputs, using parameters repeated with period OutC, instead of one
 // mostly empty vector per output pixel (a first layer with 6 channels would

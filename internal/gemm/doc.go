@@ -79,8 +79,8 @@
 // stderr and is ignored. The GEMM kernels read each tap of the input
 // through a per-pixel offset table instead of an im2col copy, with padded
 // taps pointing at a row of InZeroPoint bytes. On the VNNI path a conv with
-// Groups 1 and InC not a multiple of 4 first copies its input with InC
-// raised to a multiple of 4 and its left and right padding filled in, so
+// Groups 1 and InC not a multiple of 4 first copies its input. The copy
+// raises InC to a multiple of 4 and fills in the left and right padding, so
 // that the kernels read whole kernel rows. Depthwise convs (Groups = InC =
 // OutC) have their own kernels that keep channels in vector lanes.
 //
