@@ -185,7 +185,7 @@ func newConvPlanned(s ConvShape, w []int8, e Epilogue, path kernelPath, plan con
 	if c.depthwise {
 		c.planDepthwise(ordered, start)
 	} else {
-		c.planGEMM(ordered, start)
+		c.planGEMM(ordered, start, &e)
 	}
 	return c, nil
 }
@@ -338,7 +338,7 @@ func newRequantParams(e *Epilogue, outC int) requantParams {
 
 // planGEMM builds the offset table and packs the weights for the GEMM
 // kernels: tiles of tileRows output pixels times blocks of output channels.
-func (c *Conv) planGEMM(ordered []int8, start []int32) {
+func (c *Conv) planGEMM(ordered []int8, start []int32, e *Epilogue) {
 	s := c.shape
 	depth, outPerGroup := s.depth(), s.outPerGroup()
 
@@ -375,7 +375,7 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 	c.groupWidth = last.first + last.vectors*vectorWidth
 	c.accRowWidth = s.Groups * c.groupWidth
 	if c.path == pathVNNI && s.Groups == 1 && s.OutC < vectorWidth {
-		c.planDenseAccumulators()
+		c.planDenseAccumulators(e)
 	}
 
 	c.start = make([]int32, s.Groups*c.groupWidth)
@@ -402,27 +402,18 @@ func (c *Conv) planGEMM(ordered []int8, start []int32) {
 // of outputs, using parameters repeated with period OutC, instead of one
 // mostly empty vector per output pixel (a first layer with 6 channels would
 // use 6 of 16 lanes).
-func (c *Conv) planDenseAccumulators() {
+func (c *Conv) planDenseAccumulators(e *Epilogue) {
 	outC := c.shape.OutC
 	c.accRowWidth = outC
 	c.denseAcc = true
 	length := roundUp(c.tileRows*tilesPerItem*outC, 16)
-	p := c.requant
-	d := requantParams{
-		mult:      make([]int32, length+requantSlack),
-		left:      make([]int32, length+requantSlack),
-		right:     make([]int32, length+requantSlack),
-		roundMask: make([]int32, length+requantSlack),
-		roundHalf: make([]int32, length+requantSlack),
-		low:       p.low, high: p.high, zeroPoint: p.zeroPoint,
-		hasLeft: p.hasLeft, hasRight: p.hasRight,
+	repeated := *e
+	repeated.Mult = make([]int32, length)
+	repeated.Shift = make([]int32, length)
+	for i := range length {
+		repeated.Mult[i], repeated.Shift[i] = e.Mult[i%outC], e.Shift[i%outC]
 	}
-	for i := 0; i < length; i++ {
-		ch := i % outC
-		d.mult[i], d.left[i], d.right[i] = p.mult[ch], p.left[ch], p.right[ch]
-		d.roundMask[i], d.roundHalf[i] = p.roundMask[ch], p.roundHalf[ch]
-	}
-	c.denseRequant = d
+	c.denseRequant = newRequantParams(&repeated, length)
 }
 
 // tileOffsets builds the GEMM offset table, [tiles][taps][tileRows].

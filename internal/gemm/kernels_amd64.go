@@ -165,42 +165,39 @@ func (c *Conv) tilesVNNI(ws *workspace, scratch []int32, in []uint8, inBase int,
 		}
 		return
 	}
-	for _, b := range c.blocks {
-		column := g*c.groupWidth + b.first
-		args := gemmArgs{
-			a:         unsafe.Pointer(&in[inBase]),
-			offsets:   unsafe.Pointer(&offsets[0]),
-			zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
-			w:         unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset]),
-			start:     unsafe.Pointer(&c.start[column]),
-			acc:       unsafe.Pointer(&scratch[column]),
-			accStride: c.accRowWidth * 4,
-			taps:      c.tapSlots,
-			kBytes:    c.tapBytes,
-			tiles:     tiles,
-		}
-		callVNNI(&args, b.vectors)
-	}
+	c.blocksVNNI(gemmArgs{
+		a:       unsafe.Pointer(&in[inBase]),
+		offsets: unsafe.Pointer(&offsets[0]),
+		taps:    c.tapSlots,
+		kBytes:  c.tapBytes,
+		tiles:   tiles,
+	}, scratch, g)
 }
 
 // tileVNNIGathered computes one tile of group g from rows gathered first.
 func (c *Conv) tileVNNIGathered(ws *workspace, scratch []int32, in []uint8, inBase int, offsets []int32, g int) {
-	s := c.shape
-	gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, s.inPerGroup(), c.zeroRow)
+	gatherRows(ws.gathered, c.kPadded, in, inBase, offsets, c.tileRows, c.tapSlots, c.shape.inPerGroup(), c.zeroRow)
+	c.blocksVNNI(gemmArgs{
+		a:       unsafe.Pointer(&ws.gathered[0]),
+		offsets: unsafe.Pointer(&ws.gatheredOffsets[0]),
+		taps:    1,
+		kBytes:  c.kPadded,
+		tiles:   1,
+	}, scratch, g)
+}
+
+// blocksVNNI runs the VNNI kernel once per channel block of group g, with the input fields
+// (a, offsets, taps, kBytes, tiles) of input. Each call gets its own copy, because the kernel
+// advances acc and counts tiles down in it.
+func (c *Conv) blocksVNNI(input gemmArgs, scratch []int32, g int) {
+	input.zeroRow = unsafe.Pointer(&c.zeroRow[0])
+	input.accStride = c.accRowWidth * 4
 	for _, b := range c.blocks {
 		column := g*c.groupWidth + b.first
-		args := gemmArgs{
-			a:         unsafe.Pointer(&ws.gathered[0]),
-			offsets:   unsafe.Pointer(&ws.gatheredOffsets[0]),
-			zeroRow:   unsafe.Pointer(&c.zeroRow[0]),
-			w:         unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset]),
-			start:     unsafe.Pointer(&c.start[column]),
-			acc:       unsafe.Pointer(&scratch[column]),
-			accStride: c.accRowWidth * 4,
-			taps:      1,
-			kBytes:    c.kPadded,
-			tiles:     1,
-		}
+		args := input
+		args.w = unsafe.Pointer(&c.weights8[g*c.groupPanel+b.offset])
+		args.start = unsafe.Pointer(&c.start[column])
+		args.acc = unsafe.Pointer(&scratch[column])
 		callVNNI(&args, b.vectors)
 	}
 }

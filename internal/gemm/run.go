@@ -148,18 +148,18 @@ func (c *Conv) runTiles(ws *workspace, in, out []uint8, acc []int32, image, firs
 			inBase := image*c.imageBytes + g*s.inPerGroup()
 			c.tilesVNNI(ws, ws.acc, in, inBase, c.offsets[first*tableLen:(first+tiles)*tableLen], g, tiles)
 		}
-	}
-	for t := 0; t < tiles && c.path != pathVNNI; t++ {
-		tile := first + t
-		offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
-		scratch := ws.acc[t*c.tileRows*c.accRowWidth:]
-		for g := 0; g < s.Groups; g++ {
-			inBase := image*c.imageBytes + g*s.inPerGroup()
-			switch c.path {
-			case pathAVX2:
-				c.tileAVX2(ws, scratch, in, inBase, offsets, g)
-			default:
-				c.tileGeneric(ws, scratch, in, inBase, offsets, g)
+	} else {
+		for t := 0; t < tiles; t++ {
+			tile := first + t
+			offsets := c.offsets[tile*tableLen : (tile+1)*tableLen]
+			scratch := ws.acc[t*c.tileRows*c.accRowWidth:]
+			for g := 0; g < s.Groups; g++ {
+				inBase := image*c.imageBytes + g*s.inPerGroup()
+				if c.path == pathAVX2 {
+					c.tileAVX2(ws, scratch, in, inBase, offsets, g)
+				} else {
+					c.tileGeneric(ws, scratch, in, inBase, offsets, g)
+				}
 			}
 		}
 	}
