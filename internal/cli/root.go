@@ -265,15 +265,15 @@ func (g *globalOptions) setup(cmd *cobra.Command, s *Streams) error {
 }
 
 // oneArg accepts exactly one positional argument and names it in the error otherwise, for
-// example "qtool fuse needs the MODEL argument: the float model's .json file".
-func oneArg(name, what string) cobra.PositionalArgs {
+// example "fuse needs the MODEL argument: the float model's .json file".
+func oneArg(name, description string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		switch {
 		case len(args) == 0:
-			return usageError("%s needs the %s argument: %s", cmd.Name(), name, what)
+			return usageError("%s needs the %s argument: %s", cmd.Name(), name, description)
 		case len(args) > 1:
 			return usageError("%s takes one %s argument (%s), got %d: %s",
-				cmd.Name(), name, what, len(args), strings.Join(args, " "))
+				cmd.Name(), name, description, len(args), strings.Join(args, " "))
 		}
 		return nil
 	}

@@ -172,8 +172,8 @@ func TestWriteFilesAtomicRenameFails(t *testing.T) {
 	}
 }
 
-// TestWriteFilesAtomicNoBackup checks that a failed second rename, with no backup of the old
-// first file, says that the two files no longer match.
+// TestWriteFilesAtomicNoBackup checks that the error of a failed second rename, with no backup
+// of the old first file, reports that the two files no longer match.
 func TestWriteFilesAtomicNoBackup(t *testing.T) {
 	dir := t.TempDir()
 	weights, graph := filepath.Join(dir, "fused.npz"), filepath.Join(dir, "fused.json")

@@ -97,9 +97,9 @@ func sgemmGeneric(m, n, k int, a []float32, lda int, b []float32, ldb int, c []f
 // fma32 returns x*y + z rounded once to float32, to nearest even, as the
 // x86 VFMADD231PS with z as the accumulator computes it. A result too large
 // for float32 becomes ±Inf. NaNs follow that instruction too, as measured
-// on an Intel core (TestSGEMMHardwareFMA checks it on every run): the first
-// NaN among x, y and z is returned quieted, and a NaN that the operation
-// creates (0 * Inf, or Inf - Inf) is the x86 default NaN, 0xffc00000.
+// on an Intel core; TestSGEMMHardwareFMA checks it on every run. The first
+// NaN among x, y and z is returned quieted. A NaN that the operation creates
+// (0 * Inf, or Inf - Inf) is the x86 default NaN, 0xffc00000.
 //
 // The product of two float32 values is exact in float64. The sum is formed
 // in float64 together with its rounding error and then rounded to odd.

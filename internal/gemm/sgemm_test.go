@@ -151,10 +151,10 @@ func sgemmChain(m, n, k int, a []float32, lda int, b []float32, ldb int, c []flo
 	}
 }
 
-// sgemmCase is an SGEMM problem with strides wider than the matrices; the
-// values between a row's end and the next row hold NaN, so a kernel that
-// reads them spoils its outputs, and the tests check that c's stay as they
-// were.
+// sgemmCase is an SGEMM problem with strides wider than the matrices. The
+// values between a row's end and the next row are NaN, so a kernel that
+// reads them spoils its outputs. The tests also check that c's padding is
+// left as it was.
 type sgemmCase struct {
 	m, n, k, lda, ldb, ldc int
 	a, b, c                []float32
